@@ -1,0 +1,23 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorResponses, OkSchema } from '../src/schemas/common.ts'
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/healthz', {
+    schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', response: { 200: OkSchema } }
+  }, async (request) => ({ cid: request.id, status: 'ok' as const }))
+
+  fastify.get('/readyz', {
+    schema: {
+      tags: ['health'],
+      operationId: 'readiness',
+      summary: 'Readiness: the store answers (503 E011003 when it does not)',
+      response: { 200: Type.Object({ ...OkSchema.properties, store: Type.String({ description: '`redis` or `memory`' }) }), 503: ErrorResponses[503] }
+    }
+  }, async (request) => {
+    await fastify.store.ping()
+    return { cid: request.id, status: 'ok' as const, store: fastify.store.kind }
+  })
+}
+
+export default healthRoutes

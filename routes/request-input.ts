@@ -1,0 +1,59 @@
+import type { FastifyRequest } from 'fastify'
+import type { AccessRequest } from '../src/access.ts'
+import type { NameSpec } from '../src/attribute-service.ts'
+import { AppError, invalidInput, missingInput } from '../src/errors.ts'
+
+// Turns an HTTP request into the fields of an attribute call: body and query string are
+// one namespace (a field given in both is an error), `current_ust` may come as a bearer token.
+
+export type Fields = Record<string, unknown>
+
+export function mergedFields (request: FastifyRequest): Fields {
+  const body = (request.body ?? {}) as Fields
+  const query = (request.query ?? {}) as Fields
+  const fields: Fields = { ...body }
+  for (const [key, value] of Object.entries(query)) {
+    if (Object.hasOwn(body, key)) throw invalidInput(`/${key}`, 'Given in both the query string and the body')
+    fields[key] = value
+  }
+  const authorization = request.headers.authorization
+  if (authorization !== undefined) {
+    const match = /^Bearer +([^ ]+) *$/i.exec(authorization)
+    if (match === null) throw new AppError('E007001', 'Authorization must be "Bearer <ust>"')
+    if (fields.current_ust !== undefined && fields.current_ust !== match[1]) {
+      throw invalidInput('/current_ust', 'Differs from the bearer token; give the UST once')
+    }
+    fields.current_ust = match[1]
+  }
+  return fields
+}
+
+export function accessRequest (fields: Fields): AccessRequest {
+  if (fields.current_app === undefined) throw missingInput('/current_app', 'current_app is required')
+  if (fields.current_ust === undefined) throw missingInput('/current_ust', 'current_ust is required (or Authorization: Bearer <ust>)')
+  return {
+    currentApp: fields.current_app as string,
+    currentUst: fields.current_ust as string,
+    targetUst: fields.target_ust as string | undefined
+  }
+}
+
+/** Single form (`name`) or batch form (`data`); exactly one of them. */
+export function formOf (fields: Fields): 'single' | 'batch' {
+  const hasName = fields.name !== undefined
+  const hasData = fields.data !== undefined
+  if (hasName && hasData) throw invalidInput('/data', 'Give either name (single form) or data (batch form), not both')
+  if (!hasName && !hasData) throw missingInput('/name', 'Give name (single form) or data (batch form)')
+  return hasName ? 'single' : 'batch'
+}
+
+export function nameSpecs (fields: Fields): { batch: boolean, specs: NameSpec[] } {
+  if (formOf(fields) === 'single') return { batch: false, specs: [{ path: '/name', name: fields.name as string }] }
+  const names = fields.data as string[]
+  return { batch: true, specs: names.map((name, index) => ({ path: `/data/${index}`, name })) }
+}
+
+export function byName<T> (specs: NameSpec[], values: T[]): Record<string, T> {
+  // fromEntries defines own properties, so a name like "__proto__" stays an ordinary key.
+  return Object.fromEntries(specs.map((spec, index) => [spec.name, values[index]!]))
+}

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Ajv, type Options as AjvOptions } from 'ajv'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyLoggerOptions, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import type { LoggerOptions } from 'pino'
+import attributesPlugin from '../plugins/attributes.ts'
+import storePlugin from '../plugins/store.ts'
+import swaggerPlugin from '../plugins/swagger.ts'
+import healthRoutes from '../routes/health.ts'
+import sessionAttrRoutes from '../routes/session-attr.ts'
+import type { Config } from './config.ts'
+import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from './errors.ts'
+import { resolveSettings, type Settings } from './settings.ts'
+import type { Store } from './store/types.ts'
+
+export interface BuildOptions {
+  /** pino options or a ready logger; defaults to JSON logs at config.LOG_LEVEL. */
+  logger?: FastifyServerOptions['logger']
+  loggerInstance?: FastifyBaseLogger
+  /** Use this store instead of creating one from the configuration (tests). */
+  store?: Store
+}
+
+export const ATTR_PREFIXES = ['/sso/session/attr', '/zato/sso/session/attr'] as const
+
+/** Request URLs in logs lose their query string: it may carry a target UST. */
+export function redactUrl (url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : `${url.slice(0, query)}?[redacted]`
+}
+
+export function loggerOptions (config: Config): FastifyLoggerOptions<RawServerDefault> & LoggerOptions {
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+    serializers: {
+      req: (request: { method: string, url: string, ip?: string }) => ({
+        method: request.method,
+        url: redactUrl(request.url),
+        remoteAddress: request.ip
+      })
+    }
+  }
+}
+
+// Bodies are validated strictly (no type coercion: "60" is not a number); query strings
+// arrive as text, so they are coerced, and a repeated parameter becomes an array.
+const AJV_COMMON: AjvOptions = { useDefaults: true, removeAdditional: false, allErrors: false, strict: true }
+const bodyAjv = new Ajv({ ...AJV_COMMON, coerceTypes: false })
+const queryAjv = new Ajv({ ...AJV_COMMON, coerceTypes: 'array' })
+
+interface ValidationIssue {
+  keyword: string
+  instancePath: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+function validationDetails (issues: ValidationIssue[]): { code: ErrorCode, details: ErrorDetail[] } {
+  const code: ErrorCode = issues.some((issue) => issue.keyword === 'required') ? 'E008003' : 'E008002'
+  // One detail per field: a union reports each branch, which reads better joined with "or".
+  const byPath = new Map<string, string[]>()
+  for (const issue of issues) {
+    let path = issue.instancePath
+    let message = issue.message ?? 'is invalid'
+    if (issue.keyword === 'required') {
+      path = `${path}/${String(issue.params.missingProperty)}`
+      message = 'is required'
+    } else if (issue.keyword === 'additionalProperties') {
+      path = `${path}/${String(issue.params.additionalProperty)}`
+      message = 'is not a known field'
+    } else if (issue.keyword === 'anyOf' && byPath.has(path)) {
+      continue
+    }
+    const messages = byPath.get(path) ?? []
+    if (!messages.includes(message)) messages.push(message)
+    byPath.set(path, messages)
+  }
+  return { code, details: [...byPath].map(([path, messages]) => ({ path, message: messages.join(' or ') })) }
+}
+
+// Fastify's own client errors, mapped to our codes. Anything 4xx not listed is E008002.
+const FASTIFY_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'E008001',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'E011001',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'E008003'
+}
+
+export async function buildApp (config: Config, options: BuildOptions = {}) {
+  const settings: Settings = await resolveSettings(config)
+  const app = Fastify({
+    ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
+    genReqId: () => randomBytes(12).toString('hex'),
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'cid' }),
+    exposeHeadRoutes: false,
+    bodyLimit: config.SSO_BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // Zato clients send their inputs as a JSON body even with GET.
+  app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
+  app.removeContentTypeParser('text/plain')
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema))
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-cid', request.id)
+    reply.header('cache-control', 'no-store')
+    reply.header('x-content-type-options', 'nosniff')
+  })
+
+  app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+    let code: ErrorCode
+    let message: string
+    let details: ErrorDetail[] | undefined
+    let status: number
+    if (isAppError(error)) {
+      code = error.code
+      status = error.statusCode
+      message = error.message
+      details = error.details
+    } else if (error.validation !== undefined) {
+      ({ code, details } = validationDetails(error.validation as ValidationIssue[]))
+      status = 400
+      message = code === 'E008003' ? ERROR_CATALOG.E008003.message : ERROR_CATALOG.E008002.message
+    } else if (error.code in FASTIFY_ERRORS) {
+      code = FASTIFY_ERRORS[error.code]!
+      status = error.statusCode ?? ERROR_CATALOG[code].status
+      message = error.message
+    } else if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      code = 'E008002'
+      status = 400
+      message = error.message
+    } else {
+      code = 'E008004'
+      status = 500
+      message = ERROR_CATALOG.E008004.message
+    }
+    if (status >= 500) request.log.error({ err: error, sub_status: code }, 'request failed')
+    else request.log.info({ sub_status: code, reason: message }, 'request rejected')
+    if (code === 'E011003') reply.header('retry-after', '1')
+    return reply.status(status).send({
+      cid: request.id,
+      status: 'error',
+      sub_status: [code],
+      message,
+      ...(details !== undefined ? { details } : {})
+    })
+  })
+
+  const knownPaths = new Set(['/healthz', '/readyz', ...ATTR_PREFIXES.flatMap((prefix) => [prefix, `${prefix}/exists`, `${prefix}/names`])])
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!.replace(/\/+$/, '')
+    const knownPath = knownPaths.has(path)
+    return reply.status(knownPath ? 405 : 404).send({
+      cid: request.id,
+      status: 'error',
+      sub_status: ['E008001'],
+      message: knownPath ? `Method ${request.method} is not allowed here` : 'Unknown route'
+    })
+  })
+
+  await app.register(swaggerPlugin)
+  await app.register(storePlugin, { settings, store: options.store })
+  await app.register(attributesPlugin, { settings })
+  await app.register(healthRoutes)
+  await app.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[0], zatoCompat: false })
+  await app.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[1], zatoCompat: true })
+
+  for (const notice of settings.devDefaults) app.log.warn(`DEVELOPMENT DEFAULT: ${notice}`)
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,210 @@
+import { AppError, invalidInput, limitExceeded, missingInput, type ErrorDetail } from './errors.ts'
+import type { ValueCipher } from './value-cipher.ts'
+import {
+  PreconditionFailed, StaleReadError,
+  type ExpiryWrite, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
+} from './store/types.ts'
+
+/** One attribute to write, as the client gave it; `path` is its JSON Pointer in the request. */
+export interface WriteSpec {
+  path: string
+  name: string
+  hasValue: boolean
+  value?: unknown
+  encrypt?: boolean | undefined
+  /** undefined: keep (none for a new attribute); null: remove; number: seconds from now. */
+  expiration?: number | null | undefined
+  ifVersion?: number | undefined
+}
+
+export interface NameSpec {
+  path: string
+  name: string
+}
+
+export interface AttributeView {
+  found: boolean
+  name?: string
+  value?: unknown
+  creation_time?: string
+  last_modified?: string
+  expiration_time?: string | null
+  is_encrypted?: boolean
+  version?: number
+}
+
+export interface WriteResult {
+  name: string
+  version: number
+  expiration_time: string | null
+}
+
+export interface AttributeLimits {
+  maxNameLength: number
+  maxValueBytes: number
+  maxBatch: number
+}
+
+// Control characters (C0, DEL, C1) are refused in names: they break logs and terminals and
+// leave room for lookalike names.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/
+const READ_MODIFY_WRITE_ATTEMPTS = 5
+
+export function isoTime (ms: number): string {
+  return new Date(ms).toISOString()
+}
+
+/** Attribute operations on one session: validation, encryption and mapping to the store. */
+export class AttributeService {
+  readonly #store: Store
+  readonly #cipher: ValueCipher
+  readonly #limits: AttributeLimits
+
+  constructor (store: Store, cipher: ValueCipher, limits: AttributeLimits) {
+    this.#store = store
+    this.#cipher = cipher
+    this.#limits = limits
+  }
+
+  checkBatch (path: string, count: number): void {
+    if (count > this.#limits.maxBatch) throw limitExceeded(path, `At most ${this.#limits.maxBatch} items a batch`)
+    if (count === 0) throw invalidInput(path, 'Must not be empty')
+  }
+
+  checkNames (specs: NameSpec[]): void {
+    const seen = new Map<string, string>()
+    for (const spec of specs) {
+      const path = `${spec.path}`
+      if (spec.name.length === 0 || spec.name.length > this.#limits.maxNameLength) {
+        throw invalidInput(path, `Name must be 1 to ${this.#limits.maxNameLength} characters`)
+      }
+      if (CONTROL_CHARACTERS.test(spec.name)) throw invalidInput(path, 'Name must not contain control characters')
+      const earlier = seen.get(spec.name)
+      if (earlier !== undefined) throw invalidInput(path, `Duplicate name, also at ${earlier}`)
+      seen.set(spec.name, path)
+    }
+  }
+
+  #binding (sessionId: string, name: string): string {
+    return `${sessionId}\0${name}`
+  }
+
+  #serialize (spec: WriteSpec): string {
+    const plain = JSON.stringify(spec.value)
+    if (Buffer.byteLength(plain) > this.#limits.maxValueBytes) {
+      throw limitExceeded(`${spec.path}/value`, `Value must be at most ${this.#limits.maxValueBytes} bytes serialized`)
+    }
+    return plain
+  }
+
+  async write (sessionId: string, mode: WriteMode, specs: WriteSpec[]): Promise<WriteResult[]> {
+    this.checkNames(specs.map((spec) => ({ path: `${spec.path}/name`, name: spec.name })))
+    const plans = specs.map((spec) => this.#plan(sessionId, mode, spec))
+    for (let attempt = 1; ; attempt++) {
+      const items = await this.#resolveKept(sessionId, specs, plans)
+      try {
+        const outcomes = await this.#store.write(sessionId, mode, items)
+        return outcomes.map((outcome) => ({
+          name: outcome.name,
+          version: outcome.version,
+          expiration_time: outcome.expiresAt === null ? null : isoTime(outcome.expiresAt)
+        }))
+      } catch (error) {
+        if (error instanceof StaleReadError && attempt < READ_MODIFY_WRITE_ATTEMPTS) continue
+        if (error instanceof StaleReadError) throw new AppError('E011005', 'Attribute changed concurrently; retry')
+        throw withPaths(error, specs.map((spec) => ({ path: `${spec.path}/name`, name: spec.name })))
+      }
+    }
+  }
+
+  /** What to write for one spec; `value: undefined` marks a read-modify-write (encrypt toggle). */
+  #plan (sessionId: string, mode: WriteMode, spec: WriteSpec): { value: ValueWrite | undefined, expiry: ExpiryWrite } {
+    const expiry: ExpiryWrite = spec.expiration === undefined
+      ? { kind: 'keep' }
+      : spec.expiration === null ? { kind: 'clear' } : { kind: 'set', ms: spec.expiration * 1000 }
+    if (!spec.hasValue) {
+      if (mode !== 'update') throw missingInput(`${spec.path}/value`, 'value is required')
+      if (spec.encrypt === undefined && spec.expiration === undefined) {
+        throw missingInput(`${spec.path}/value`, 'Give value, expiration or encrypt: nothing to update')
+      }
+      return { value: spec.encrypt === undefined ? { kind: 'keep' } : undefined, expiry }
+    }
+    const plain = this.#serialize(spec)
+    if (spec.encrypt === true) return { value: { kind: 'cipher', cipher: this.#cipher.encrypt(plain, this.#binding(sessionId, spec.name)) }, expiry }
+    if (spec.encrypt === false || mode === 'create') return { value: { kind: 'plain', plain }, expiry }
+    // Encryption state not given on update/set: send both forms and let the store keep the
+    // stored state, so one round trip never writes a secret in clear.
+    return { value: { kind: 'inherit', plain, cipher: this.#cipher.encrypt(plain, this.#binding(sessionId, spec.name)) }, expiry }
+  }
+
+  /** Turns encrypt toggles without a value into concrete writes guarded by the version read. */
+  async #resolveKept (sessionId: string, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined, expiry: ExpiryWrite }>): Promise<WriteItem[]> {
+    const toRead = specs.filter((_, index) => plans[index]!.value === undefined)
+    const stored = toRead.length > 0 ? await this.#store.get(sessionId, toRead.map((spec) => spec.name)) : []
+    const storedByName = new Map(toRead.map((spec, index) => [spec.name, stored[index] ?? null]))
+    return specs.map((spec, index) => {
+      const plan = plans[index]!
+      const item: WriteItem = { name: spec.name, value: plan.value ?? { kind: 'keep' }, expiry: plan.expiry, ifVersion: spec.ifVersion }
+      if (plan.value !== undefined) return item
+      const current = storedByName.get(spec.name)
+      if (current === null || current === undefined) return item // the store answers E009002
+      item.expectVersion = current.version
+      if (current.encrypted === spec.encrypt) return item
+      const binding = this.#binding(sessionId, spec.name)
+      item.value = spec.encrypt === true
+        ? { kind: 'cipher', cipher: this.#cipher.encrypt(current.payload, binding) }
+        : { kind: 'plain', plain: this.#cipher.decrypt(current.payload, binding) }
+      return item
+    })
+  }
+
+  async get (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<AttributeView[]> {
+    this.checkNames(specs)
+    const stored = await this.#store.get(sessionId, specs.map((spec) => spec.name))
+    return stored.map((attribute) => attribute === null ? { found: false } : this.#view(sessionId, attribute, decrypt))
+  }
+
+  #view (sessionId: string, attribute: StoredAttribute, decrypt: boolean): AttributeView {
+    let value: unknown
+    if (!attribute.encrypted) value = JSON.parse(attribute.payload)
+    else if (decrypt) value = JSON.parse(this.#cipher.decrypt(attribute.payload, this.#binding(sessionId, attribute.name)))
+    else value = attribute.payload
+    return {
+      found: true,
+      name: attribute.name,
+      value,
+      creation_time: isoTime(attribute.createdAt),
+      last_modified: isoTime(attribute.modifiedAt),
+      expiration_time: attribute.expiresAt === null ? null : isoTime(attribute.expiresAt),
+      is_encrypted: attribute.encrypted,
+      version: attribute.version
+    }
+  }
+
+  async exists (sessionId: string, specs: NameSpec[]): Promise<boolean[]> {
+    this.checkNames(specs)
+    return await this.#store.exists(sessionId, specs.map((spec) => spec.name))
+  }
+
+  async delete (sessionId: string, specs: NameSpec[], ifVersion?: number): Promise<boolean[]> {
+    this.checkNames(specs)
+    try {
+      return await this.#store.delete(sessionId, specs.map((spec) => spec.name), ifVersion)
+    } catch (error) {
+      throw withPaths(error, specs)
+    }
+  }
+
+  async names (sessionId: string): Promise<string[]> {
+    return await this.#store.names(sessionId)
+  }
+}
+
+/** Gives a store precondition failure the JSON Pointers of the names it concerns. */
+function withPaths (error: unknown, specs: NameSpec[]): unknown {
+  if (!(error instanceof PreconditionFailed)) return error
+  const pathOf = new Map(specs.map((spec) => [spec.name, spec.path]))
+  const details: ErrorDetail[] = error.names.map((name) => ({ path: pathOf.get(name) ?? '', message: error.message }))
+  return new AppError(error.code, error.message, details.length > 0 ? details : undefined)
+}

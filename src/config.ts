@@ -1,0 +1,145 @@
+import { envSchema } from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+// Every setting the service reads, with its default. The README's configuration table is
+// generated from the descriptions here (`npm run docs:config`).
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development', description: '`production` turns on the strict start-up checks; anything else allows development defaults.' }),
+  HOST: Type.String({ default: '127.0.0.1', description: 'Address to listen on.' }),
+  PORT: Type.Integer({ default: 17010, minimum: 0, maximum: 65535, description: 'Port to listen on.' }),
+  LOG_LEVEL: Type.Union([
+    Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+    Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')
+  ], { default: 'info', description: 'pino log level.' }),
+  SSO_STORE: Type.Union([Type.Literal('auto'), Type.Literal('redis'), Type.Literal('memory')], {
+    default: 'auto',
+    description: '`redis`, `memory` (embedded, development only) or `auto`: Redis when `REDIS_URL` is set, else memory.'
+  }),
+  REDIS_URL: Type.Optional(Type.String({ description: 'Redis URL (`redis://[user:pass@]host:port/db`, `rediss://` for TLS). Required in production.' })),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 10, description: 'A Redis command that has not answered by then fails with 503 E011003.' }),
+  REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 10, description: 'Timeout of one Redis connection attempt.' }),
+  SSO_KEY_PREFIX: Type.String({ default: 'sso-attrs:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key (no braces: they would break cluster hash tags).' }),
+  SSO_JWKS_URL: Type.Optional(Type.String({ description: 'Remote JWKS to verify USTs (cached, refreshed on unknown `kid`).' })),
+  SSO_JWKS_FILE: Type.Optional(Type.String({ description: 'Local JWKS file to verify USTs.' })),
+  SSO_JWT_SECRET: Type.Optional(Type.String({ description: 'HS256 secret to verify USTs (at least 32 bytes).' })),
+  SSO_ISSUER: Type.Optional(Type.String({ description: 'Required `iss` of USTs. Required in production.' })),
+  SSO_AUDIENCE: Type.Optional(Type.String({ description: 'When set, `aud` of USTs must contain it.' })),
+  SSO_SESSION_CLAIM: Type.String({ default: 'sid', minLength: 1, description: 'Claim that identifies the session.' }),
+  SSO_ROLES_CLAIM: Type.String({ default: 'roles', minLength: 1, description: 'Claim path of the roles list; dotted paths such as `realm_access.roles` work.' }),
+  SSO_SUPERUSER_ROLE: Type.String({ default: 'sso:super-user', minLength: 1, description: 'Role that may touch other users\' sessions.' }),
+  SSO_APPS: Type.Optional(Type.String({ description: 'Comma-separated allowed values of `current_app`. Required in production.' })),
+  SSO_ENCRYPTION_KEYS: Type.Optional(Type.String({ description: '`kid:base64url-32-bytes,...`; the first encrypts, all decrypt. Required in production.' })),
+  SSO_SESSION_IDLE_TTL: Type.Integer({ default: 3600, minimum: 1, description: 'Seconds a session\'s attributes live after the last call on the session.' }),
+  SSO_SESSION_MAX_TTL: Type.Integer({ default: 86400, minimum: 1, description: 'Seconds a session\'s attributes live at most, from its first attribute.' }),
+  SSO_MAX_NAME_LENGTH: Type.Integer({ default: 191, minimum: 1, maximum: 1024, description: 'Longest attribute name, in characters.' }),
+  SSO_MAX_VALUE_BYTES: Type.Integer({ default: 65536, minimum: 1, description: 'Largest serialized (JSON, UTF-8) value.' }),
+  SSO_MAX_BATCH: Type.Integer({ default: 100, minimum: 1, description: 'Most items in one batch request.' }),
+  SSO_MAX_ATTRS_PER_SESSION: Type.Integer({ default: 1000, minimum: 1, description: 'Most live attributes in one session.' }),
+  SSO_BODY_LIMIT: Type.Integer({ default: 1048576, minimum: 1024, description: 'Largest request body, in bytes (413 E011001 above it).' }),
+  SSO_TOKEN_CACHE_SIZE: Type.Integer({ default: 10000, minimum: 0, description: 'Verified USTs kept in memory (each no longer than its `exp`); 0 turns the cache off.' }),
+  SSO_CLOCK_TOLERANCE: Type.Integer({ default: 5, minimum: 0, description: 'Seconds of clock skew allowed on `exp`/`nbf`.' }),
+  SSO_DEV_DIR: Type.String({ default: '.dev', description: 'Development only: folder of the generated issuer key pair and encryption key.' })
+}, { additionalProperties: true })
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  readonly problems: string[]
+  constructor (problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export function isProduction (config: Pick<Config, 'NODE_ENV'>): boolean {
+  return config.NODE_ENV === 'production'
+}
+
+/** The store the service runs on; the embedded one only ever outside production. */
+export function storeKind (config: Config): 'redis' | 'memory' {
+  if (config.SSO_STORE === 'auto') return config.REDIS_URL !== undefined ? 'redis' : 'memory'
+  return config.SSO_STORE
+}
+
+export function appList (config: Config): string[] {
+  return (config.SSO_APPS ?? '').split(',').map((app) => app.trim()).filter((app) => app !== '')
+}
+
+export interface EncryptionKey {
+  kid: string
+  key: Buffer
+}
+
+const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+export function parseEncryptionKeys (spec: string): EncryptionKey[] {
+  const keys: EncryptionKey[] = []
+  for (const entry of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const colon = entry.indexOf(':')
+    const kid = colon > 0 ? entry.slice(0, colon) : ''
+    const encoded = entry.slice(colon + 1)
+    if (!KID_PATTERN.test(kid)) {
+      throw new ConfigError([`SSO_ENCRYPTION_KEYS: each entry must be kid:key with a kid of 1-64 characters [A-Za-z0-9_-] (entry #${keys.length + 1})`])
+    }
+    const key = Buffer.from(encoded, 'base64url')
+    if (key.length !== 32 || key.toString('base64url') !== encoded.replace(/=+$/, '')) {
+      throw new ConfigError([`SSO_ENCRYPTION_KEYS: key "${kid}" must be 32 bytes in base64url (43 characters)`])
+    }
+    if (keys.some((k) => k.kid === kid)) throw new ConfigError([`SSO_ENCRYPTION_KEYS: kid "${kid}" appears twice`])
+    keys.push({ kid, key })
+  }
+  if (keys.length === 0) throw new ConfigError(['SSO_ENCRYPTION_KEYS: no key given'])
+  return keys
+}
+
+/** Checks that span several settings; returns every problem, not only the first. */
+export function checkConfig (config: Config): string[] {
+  const problems: string[] = []
+  const keySources = ['SSO_JWKS_URL', 'SSO_JWKS_FILE', 'SSO_JWT_SECRET'] as const
+  const givenSources = keySources.filter((name) => config[name] !== undefined && config[name] !== '')
+  if (givenSources.length > 1) problems.push(`give only one UST key source, not ${givenSources.join(' and ')}`)
+  if (config.SSO_JWT_SECRET !== undefined && Buffer.byteLength(config.SSO_JWT_SECRET) < 32) {
+    problems.push('SSO_JWT_SECRET must be at least 32 bytes')
+  }
+  if (config.SSO_JWKS_URL !== undefined && !/^https?:\/\//.test(config.SSO_JWKS_URL)) {
+    problems.push('SSO_JWKS_URL must be an http(s) URL')
+  }
+  if (config.SSO_SESSION_IDLE_TTL > config.SSO_SESSION_MAX_TTL) {
+    problems.push('SSO_SESSION_IDLE_TTL must not exceed SSO_SESSION_MAX_TTL')
+  }
+  if (config.SSO_STORE === 'redis' && config.REDIS_URL === undefined) problems.push('SSO_STORE=redis needs REDIS_URL')
+  if (config.SSO_ENCRYPTION_KEYS !== undefined) {
+    try {
+      parseEncryptionKeys(config.SSO_ENCRYPTION_KEYS)
+    } catch (error) {
+      problems.push(...(error as ConfigError).problems)
+    }
+  }
+  if (isProduction(config)) {
+    if (storeKind(config) !== 'redis') problems.push('production needs REDIS_URL (the embedded store is for development only)')
+    if (givenSources.length === 0) problems.push('production needs a UST key source: SSO_JWKS_URL, SSO_JWKS_FILE or SSO_JWT_SECRET')
+    if (config.SSO_ISSUER === undefined) problems.push('production needs SSO_ISSUER')
+    if (appList(config).length === 0) problems.push('production needs SSO_APPS')
+    if (config.SSO_ENCRYPTION_KEYS === undefined) problems.push('production needs SSO_ENCRYPTION_KEYS')
+  }
+  return problems
+}
+
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  let config: Config
+  try {
+    config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false, env: false })
+  } catch (error) {
+    throw new ConfigError([(error as Error).message])
+  }
+  const problems = checkConfig(config)
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+/** A literal configuration with every default filled in, for tests and tools. */
+export function defaultConfig (overrides: Partial<Config> = {}): Config {
+  const config = envSchema<Config>({ schema: ConfigSchema, data: {}, dotenv: false, env: false })
+  return { ...config, ...overrides }
+}

@@ -1,0 +1,65 @@
+// One catalog of every error the service answers with. Each code is a Zato-compatible
+// sub_status; the HTTP status travels with it so the error handler is a lookup.
+
+export interface ErrorDetail {
+  /** JSON Pointer to the offending input field, e.g. `/data/2/expiration`. */
+  path: string
+  message: string
+}
+
+export const ERROR_CATALOG = {
+  E008003: { status: 400, message: 'A required field is missing' },
+  E008002: { status: 400, message: 'Invalid input' },
+  E007001: { status: 401, message: 'Invalid or expired session token' },
+  E004001: { status: 403, message: 'Application not allowed' },
+  E005001: { status: 403, message: 'You are not allowed to access this resource' },
+  E009002: { status: 404, message: 'No such attribute' },
+  E009001: { status: 409, message: 'Attribute already exists' },
+  E011005: { status: 409, message: 'Version mismatch' },
+  E011001: { status: 413, message: 'Limit exceeded' },
+  E011006: { status: 422, message: 'Value cannot be decrypted with any configured key' },
+  E011003: { status: 503, message: 'Store unavailable' },
+  E008001: { status: 404, message: 'Unknown route' },
+  E008004: { status: 500, message: 'Internal error' }
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CATALOG
+
+export class AppError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly details?: ErrorDetail[]
+
+  constructor (code: ErrorCode, message?: string, details?: ErrorDetail[], statusCode?: number) {
+    super(message ?? ERROR_CATALOG[code].message)
+    this.name = 'AppError'
+    this.code = code
+    this.statusCode = statusCode ?? ERROR_CATALOG[code].status
+    if (details !== undefined) this.details = details
+  }
+}
+
+export function isAppError (error: unknown): error is AppError {
+  return error instanceof AppError
+}
+
+export function invalidInput (path: string, message: string): AppError {
+  return new AppError('E008002', message, [{ path, message }])
+}
+
+export function missingInput (path: string, message: string): AppError {
+  return new AppError('E008003', message, [{ path, message }])
+}
+
+export function limitExceeded (path: string, message: string): AppError {
+  return new AppError('E011001', message, [{ path, message }])
+}
+
+/** Raised by stores when the backing service cannot answer in time; maps to 503. */
+export class StoreUnavailableError extends AppError {
+  constructor (cause?: unknown) {
+    super('E011003')
+    this.name = 'StoreUnavailableError'
+    if (cause !== undefined) this.cause = cause
+  }
+}

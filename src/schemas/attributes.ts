@@ -1,0 +1,156 @@
+import { Type, type Static } from 'typebox'
+import { CidSchema, ErrorResponses } from './common.ts'
+
+// Hard bounds that hold whatever the configuration; the configured (smaller) limits are
+// checked by the attribute service, which can name the offending field.
+const NAME_MAX = 1024
+const UST_MAX = 8192
+
+const CurrentApp = Type.String({ minLength: 1, maxLength: 191, description: 'Application the call is made from; must be one of SSO_APPS.', examples: ['CRM'] })
+const Ust = (description: string) => Type.String({ minLength: 1, maxLength: UST_MAX, description, examples: ['eyJhbGciOiJFUzI1NiIsImtpZCI6ImRldi0...'] })
+const CurrentUst = Ust('Caller\'s UST. Prefer the `Authorization: Bearer <ust>` header, which keeps tokens out of bodies and URLs.')
+const TargetUst = Ust('UST of the session whose attributes are touched; defaults to the caller\'s.')
+const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'Attribute name: 1 to 191 characters (configurable), no control characters.', examples: ['theme'] })
+const Value = Type.Unknown({ description: 'Any JSON value (at most 64 KiB serialized, configurable).', examples: ['dark'] })
+const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.' })
+const Expiration = Type.Union([Type.Integer({ minimum: 1, maximum: 315360000 }), Type.Null()], {
+  description: 'Seconds from now until the attribute expires; null removes an expiry; omitted keeps it (none for a new attribute). Never past the session\'s lifetime.',
+  examples: [3600]
+})
+const IfVersion = Type.Integer({ minimum: 1, description: 'Write only if the stored version is this one (409 E011005 otherwise).', examples: [3] })
+const Decrypt = Type.Boolean({ description: 'Return encrypted values decrypted (true, the default) or as the stored ciphertext string (false).' })
+
+const Common = {
+  current_app: Type.Optional(CurrentApp),
+  current_ust: Type.Optional(CurrentUst),
+  target_ust: Type.Optional(TargetUst)
+}
+
+const writeItem = (withVersion: boolean) => Type.Object({
+  name: Name,
+  value: Type.Optional(Value),
+  encrypt: Type.Optional(Encrypt),
+  expiration: Type.Optional(Expiration),
+  ...(withVersion ? { if_version: Type.Optional(IfVersion) } : {})
+}, { additionalProperties: false })
+
+const writeBody = (withVersion: boolean, summary: string) => Type.Object({
+  ...Common,
+  name: Type.Optional(Name),
+  value: Type.Optional(Value),
+  encrypt: Type.Optional(Encrypt),
+  expiration: Type.Optional(Expiration),
+  ...(withVersion ? { if_version: Type.Optional(IfVersion) } : {}),
+  data: Type.Optional(Type.Array(writeItem(withVersion), { description: 'Batch form: the attributes to write, all or nothing. Top-level encrypt/expiration are defaults for items.' }))
+}, {
+  additionalProperties: false,
+  description: summary,
+  examples: [{ current_app: 'CRM', name: 'theme', value: 'dark', encrypt: false, expiration: 3600 }]
+})
+
+export const CreateBodySchema = writeBody(false, 'Single form: name + value. Batch form: data.')
+export const UpdateBodySchema = writeBody(true, 'Single form: name (+ value, encrypt, expiration). Batch form: data.')
+export const SetBodySchema = UpdateBodySchema
+export type WriteBody = Static<typeof UpdateBodySchema>
+
+const ReadFields = {
+  ...Common,
+  name: Type.Optional(Name),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: attribute names.' }))
+}
+
+export const GetBodySchema = Type.Object({ ...ReadFields, decrypt: Type.Optional(Decrypt) }, { additionalProperties: false })
+export const GetQuerySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  target_ust: Type.Optional(TargetUst),
+  name: Type.Optional(Name),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.' })),
+  decrypt: Type.Optional(Decrypt)
+}, { additionalProperties: false })
+export const DeleteBodySchema = Type.Object({ ...ReadFields, if_version: Type.Optional(IfVersion) }, { additionalProperties: false })
+export const DeleteQuerySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  target_ust: Type.Optional(TargetUst),
+  name: Type.Optional(Name),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.' })),
+  if_version: Type.Optional(IfVersion)
+}, { additionalProperties: false })
+export const ExistsBodySchema = Type.Object(ReadFields, { additionalProperties: false })
+export const ExistsQuerySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  target_ust: Type.Optional(TargetUst),
+  name: Type.Optional(Name),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter.' }))
+}, { additionalProperties: false })
+export const NamesBodySchema = Type.Object(Common, { additionalProperties: false })
+export const NamesQuerySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  target_ust: Type.Optional(TargetUst)
+}, { additionalProperties: false })
+export const NoQuerySchema = Type.Object({}, { additionalProperties: false })
+
+export type ReadInput = Static<typeof GetBodySchema> & Static<typeof DeleteBodySchema>
+
+const Time = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-22T10:15:30.123Z'] })
+
+export const AttributeSchema = Type.Object({
+  found: Type.Boolean({ description: 'Whether a live attribute of that name exists.' }),
+  name: Type.Optional(Name),
+  value: Type.Optional(Value),
+  creation_time: Type.Optional(Time('When the attribute was created (ISO 8601 UTC).')),
+  last_modified: Type.Optional(Time('When the attribute was last written.')),
+  expiration_time: Type.Optional(Type.Union([Time('When the attribute expires.'), Type.Null()], { description: 'When the attribute expires; null when it has no expiry of its own.' })),
+  is_encrypted: Type.Optional(Type.Boolean({ description: 'Whether the value is stored encrypted.' })),
+  version: Type.Optional(Type.Integer({ description: '1 on create, +1 per write.' }))
+})
+
+const WriteResultSchema = Type.Object({
+  name: Name,
+  version: Type.Integer({ description: 'Version after this write.' }),
+  expiration_time: Type.Union([Time('When the attribute expires.'), Type.Null()])
+})
+
+const ok = (properties: Parameters<typeof Type.Object>[0], description: string) => Type.Object({
+  cid: CidSchema,
+  status: Type.Literal('ok'),
+  ...properties
+}, { description })
+
+export const WriteResponses = {
+  200: ok({
+    name: Type.Optional(Name),
+    version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.' })),
+    expiration_time: Type.Optional(Type.Union([Time('Single form: when it expires.'), Type.Null()])),
+    result: Type.Optional(Type.Record(Type.String(), WriteResultSchema, { description: 'Batch form: per name, version and expiry after the write.' }))
+  }, 'Written'),
+  ...ErrorResponses
+}
+
+export const GetResponses = {
+  200: ok({
+    ...AttributeSchema.properties,
+    found: Type.Optional(AttributeSchema.properties.found),
+    result: Type.Optional(Type.Record(Type.String(), AttributeSchema, { description: 'Batch form: per name, the attribute.' }))
+  }, 'Single form: the attribute\'s fields. Batch form: result keyed by name.'),
+  ...ErrorResponses
+}
+
+export const ExistsResponses = {
+  200: ok({
+    result: Type.Union([Type.Boolean(), Type.Record(Type.String(), Type.Boolean())], { description: 'Single form: boolean; batch form: name -> boolean.' })
+  }, 'Whether the attributes exist'),
+  ...ErrorResponses
+}
+
+export const DeleteResponses = {
+  200: ok({
+    deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.' })),
+    result: Type.Optional(Type.Record(Type.String(), Type.Boolean(), { description: 'Batch form: name -> whether it existed.' }))
+  }, 'Deleted (a missing name is not an error)'),
+  ...ErrorResponses
+}
+
+export const NamesResponses = {
+  200: ok({ result: Type.Array(Name, { description: 'Live attribute names, sorted by code point.' }) }, 'Attribute names'),
+  ...ErrorResponses
+}

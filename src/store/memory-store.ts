@@ -1,0 +1,158 @@
+import {
+  PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+} from './types.ts'
+
+// The embedded store for development: the same semantics as the Redis scripts, step for
+// step (purge expired, check every item, then write all), in one process's memory.
+
+interface Session {
+  deadline: number
+  idleUntil: number
+  attributes: Map<string, StoredAttribute>
+}
+
+export interface MemoryStoreOptions extends StoreLimits {
+  now?: () => number
+  sweepIntervalMs?: number
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const
+  readonly #sessions = new Map<string, Session>()
+  readonly #limits: StoreLimits
+  readonly #now: () => number
+  readonly #sweeper: NodeJS.Timeout
+
+  constructor (options: MemoryStoreOptions) {
+    this.#limits = options
+    this.#now = options.now ?? Date.now
+    this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000)
+    this.#sweeper.unref()
+  }
+
+  #sweep (): void {
+    const now = this.#now()
+    for (const [id, session] of this.#sessions) {
+      if (session.idleUntil <= now) this.#sessions.delete(id)
+    }
+  }
+
+  /** The live session with expired attributes purged, or undefined. */
+  #live (sessionId: string, now: number): Session | undefined {
+    const session = this.#sessions.get(sessionId)
+    if (session === undefined) return undefined
+    if (session.idleUntil <= now) {
+      this.#sessions.delete(sessionId)
+      return undefined
+    }
+    for (const [name, attribute] of session.attributes) {
+      if (attribute.expiresAt !== null && attribute.expiresAt <= now) session.attributes.delete(name)
+    }
+    return session
+  }
+
+  #renew (session: Session, now: number): void {
+    session.idleUntil = now + Math.max(1, Math.min(this.#limits.sessionIdleTtlMs, session.deadline - now))
+  }
+
+  async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
+    const now = this.#now()
+    const session = this.#live(sessionId, now)
+    const current = items.map((item) => session?.attributes.get(item.name))
+    const failures = { E009001: [] as string[], E009002: [] as string[], E011005: [] as string[], STALE: [] as string[] }
+    let fresh = 0
+    items.forEach((item, index) => {
+      const cur = current[index]
+      if (cur !== undefined) {
+        if (mode === 'create') failures.E009001.push(item.name)
+      } else {
+        if (mode === 'update' || item.value.kind === 'keep') failures.E009002.push(item.name)
+        fresh++
+      }
+      if (item.ifVersion !== undefined && cur?.version !== item.ifVersion) failures.E011005.push(item.name)
+      if (item.expectVersion !== undefined && cur?.version !== item.expectVersion) failures.STALE.push(item.name)
+    })
+    if (failures.E009001.length > 0) throw new PreconditionFailed('E009001', failures.E009001)
+    if (failures.E009002.length > 0) throw new PreconditionFailed('E009002', failures.E009002)
+    if (failures.E011005.length > 0) throw new PreconditionFailed('E011005', failures.E011005)
+    if (failures.STALE.length > 0) throw new StaleReadError()
+    if (fresh > 0 && (session?.attributes.size ?? 0) + fresh > this.#limits.maxAttributesPerSession) {
+      throw new PreconditionFailed('E011001', [])
+    }
+
+    let target = session
+    if (target === undefined) {
+      target = { deadline: now + this.#limits.sessionMaxTtlMs, idleUntil: now, attributes: new Map() }
+      this.#sessions.set(sessionId, target)
+    }
+    const outcomes = items.map((item, index): WriteOutcome => {
+      const cur = current[index]
+      const value = item.value
+      let payload: string
+      let encrypted: boolean
+      if (value.kind === 'keep') {
+        payload = cur!.payload
+        encrypted = cur!.encrypted
+      } else if (value.kind === 'plain' || (value.kind === 'inherit' && cur?.encrypted !== true)) {
+        payload = value.plain
+        encrypted = false
+      } else {
+        payload = value.cipher
+        encrypted = true
+      }
+      let expiresAt: number | null = null
+      if (item.expiry.kind === 'set') expiresAt = Math.min(now + item.expiry.ms, target.deadline)
+      else if (item.expiry.kind === 'keep' && cur !== undefined) expiresAt = cur.expiresAt
+      const version = (cur?.version ?? 0) + 1
+      target.attributes.set(item.name, {
+        name: item.name, payload, encrypted, version, createdAt: cur?.createdAt ?? now, modifiedAt: now, expiresAt
+      })
+      return { name: item.name, version, expiresAt }
+    })
+    this.#renew(target, now)
+    return outcomes
+  }
+
+  async get (sessionId: string, names: string[]): Promise<Array<StoredAttribute | null>> {
+    const session = this.#touch(sessionId)
+    return names.map((name) => {
+      const attribute = session?.attributes.get(name)
+      return attribute === undefined ? null : { ...attribute }
+    })
+  }
+
+  async exists (sessionId: string, names: string[]): Promise<boolean[]> {
+    const session = this.#touch(sessionId)
+    return names.map((name) => session?.attributes.has(name) ?? false)
+  }
+
+  async delete (sessionId: string, names: string[], ifVersion?: number): Promise<boolean[]> {
+    const now = this.#now()
+    const session = this.#live(sessionId, now)
+    if (ifVersion !== undefined && session?.attributes.get(names[0]!)?.version !== ifVersion) {
+      throw new PreconditionFailed('E011005', [names[0]!])
+    }
+    const deleted = names.map((name) => session?.attributes.delete(name) ?? false)
+    if (session !== undefined) this.#renew(session, now)
+    return deleted
+  }
+
+  async names (sessionId: string): Promise<string[]> {
+    const session = this.#touch(sessionId)
+    return [...(session?.attributes.keys() ?? [])].sort(compareNames)
+  }
+
+  #touch (sessionId: string): Session | undefined {
+    const now = this.#now()
+    const session = this.#live(sessionId, now)
+    if (session !== undefined) this.#renew(session, now)
+    return session
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {
+    clearInterval(this.#sweeper)
+    this.#sessions.clear()
+  }
+}

@@ -1,0 +1,100 @@
+-- Create, update or upsert a batch of attributes of one session, all or nothing.
+-- KEYS[1] attributes hash (name -> record)   KEYS[2] expiry zset (name -> expires ms)
+-- KEYS[3] session deadline (epoch ms: first attribute + max TTL)
+-- ARGV[1] mode: create | update | set
+-- ARGV[2] session idle TTL ms   ARGV[3] session max TTL ms   ARGV[4] max attributes per session
+-- ARGV[5..] 8 fields per item: name, value kind (P plain | C cipher | I inherit | K keep),
+--   plain JSON, ciphertext, expiry kind (K keep | C clear | S set), expiry ms,
+--   if_version ('' = none), expect_version ('' = none)
+-- Returns {'OK', version, expires_at (-1 = none), ...} or {code, name, ...} on failure:
+--   E009001 exists (create), E009002 missing (update), E011005 if_version mismatch,
+--   STALE expect_version mismatch, E011001 too many attributes.
+-- Record format: version:created_ms:modified_ms:expires_ms(or empty):e|p:payload
+local attrs, expiry, meta = KEYS[1], KEYS[2], KEYS[3]
+local mode = ARGV[1]
+local idle_ms, max_ms, max_attrs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+if #dead > 0 then
+  redis.call('HDEL', attrs, unpack(dead))
+  redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
+end
+
+local function parse(record)
+  local v, c, m, e, f = string.match(record, '^(%d+):(%d+):(%d+):(%d*):([ep]):')
+  return { version = tonumber(v), created = c, expires = e, flag = f,
+           payload = string.sub(record, #v + #c + #m + #e + 7) }
+end
+
+local count = (#ARGV - 4) / 8
+local current = {}
+local fresh = 0
+local present, missing, conflicts, stale = {}, {}, {}, {}
+for i = 0, count - 1 do
+  local base = 5 + i * 8
+  local name = ARGV[base]
+  local record = redis.call('HGET', attrs, name)
+  local cur = record and parse(record) or false
+  current[i] = cur
+  if cur then
+    if mode == 'create' then present[#present + 1] = name end
+  else
+    if mode == 'update' or ARGV[base + 1] == 'K' then missing[#missing + 1] = name end
+    fresh = fresh + 1
+  end
+  local if_version, expect_version = ARGV[base + 6], ARGV[base + 7]
+  if if_version ~= '' and (not cur or cur.version ~= tonumber(if_version)) then conflicts[#conflicts + 1] = name end
+  if expect_version ~= '' and (not cur or cur.version ~= tonumber(expect_version)) then stale[#stale + 1] = name end
+end
+if #present > 0 then return { 'E009001', unpack(present) } end
+if #missing > 0 then return { 'E009002', unpack(missing) } end
+if #conflicts > 0 then return { 'E011005', unpack(conflicts) } end
+if #stale > 0 then return { 'STALE', unpack(stale) } end
+if fresh > 0 and redis.call('HLEN', attrs) + fresh > max_attrs then return { 'E011001' } end
+
+local deadline = tonumber(redis.call('GET', meta))
+if not deadline then
+  deadline = now + max_ms
+  redis.call('SET', meta, string.format('%d', deadline))
+end
+
+local out = { 'OK' }
+for i = 0, count - 1 do
+  local base = 5 + i * 8
+  local name, kind, cur = ARGV[base], ARGV[base + 1], current[i]
+  local payload, flag
+  if kind == 'K' then
+    payload, flag = cur.payload, cur.flag
+  elseif kind == 'P' or (kind == 'I' and not (cur and cur.flag == 'e')) then
+    payload, flag = ARGV[base + 2], 'p'
+  else
+    payload, flag = ARGV[base + 3], 'e'
+  end
+  local expiry_kind = ARGV[base + 4]
+  local expires = false
+  if expiry_kind == 'S' then
+    expires = math.min(now + tonumber(ARGV[base + 5]), deadline)
+  elseif expiry_kind == 'K' and cur and cur.expires ~= '' then
+    expires = tonumber(cur.expires)
+  end
+  local version = cur and cur.version + 1 or 1
+  local created = cur and cur.created or string.format('%d', now)
+  local expires_text = expires and string.format('%d', expires) or ''
+  redis.call('HSET', attrs, name,
+    version .. ':' .. created .. ':' .. string.format('%d', now) .. ':' .. expires_text .. ':' .. flag .. ':' .. payload)
+  if expires then
+    redis.call('ZADD', expiry, expires, name)
+  elseif cur and cur.expires ~= '' then
+    redis.call('ZREM', expiry, name)
+  end
+  out[#out + 1] = version
+  out[#out + 1] = expires or -1
+end
+
+local ttl = math.max(1, math.min(idle_ms, deadline - now))
+redis.call('PEXPIRE', attrs, ttl)
+redis.call('PEXPIRE', expiry, ttl)
+redis.call('PEXPIRE', meta, ttl)
+return out

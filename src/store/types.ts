@@ -1,0 +1,109 @@
+import { AppError } from '../errors.ts'
+
+// The storage contract both stores implement (memory and Redis) and that
+// test/store/contract.ts checks. It knows nothing of HTTP, tokens or encryption: values
+// arrive in their stored form (JSON text, or ciphertext produced by the caller).
+
+export interface StoredAttribute {
+  name: string
+  /** JSON text of the value, or the ciphertext string when `encrypted`. */
+  payload: string
+  encrypted: boolean
+  version: number
+  createdAt: number
+  modifiedAt: number
+  /** Epoch ms, or null when the attribute has no expiry of its own. */
+  expiresAt: number | null
+}
+
+/**
+ * What to store as the value:
+ * - `plain`: the JSON text, stored in clear;
+ * - `cipher`: the ciphertext, stored encrypted;
+ * - `inherit`: both forms; the store keeps the existing attribute's encryption state
+ *   (clear for a new attribute), so a secret is never silently written in clear;
+ * - `keep`: leave the stored value as it is (update of expiry only).
+ */
+export type ValueWrite =
+  | { kind: 'plain', plain: string }
+  | { kind: 'cipher', cipher: string }
+  | { kind: 'inherit', plain: string, cipher: string }
+  | { kind: 'keep' }
+
+/** `keep`: existing expiry (none for a new attribute); `clear`: none; `set`: ms from now. */
+export type ExpiryWrite = { kind: 'keep' } | { kind: 'clear' } | { kind: 'set', ms: number }
+
+export interface WriteItem {
+  name: string
+  value: ValueWrite
+  expiry: ExpiryWrite
+  /** The caller's condition: mismatch fails the whole write with E011005. */
+  ifVersion?: number | undefined
+  /**
+   * An internal condition for read-modify-write by the service: mismatch fails with
+   * `StaleReadError` so the service can retry, never surfacing as a client error.
+   */
+  expectVersion?: number | undefined
+}
+
+export type WriteMode = 'create' | 'update' | 'set'
+
+export interface WriteOutcome {
+  name: string
+  version: number
+  expiresAt: number | null
+}
+
+export interface StoreLimits {
+  sessionIdleTtlMs: number
+  sessionMaxTtlMs: number
+  maxAttributesPerSession: number
+}
+
+/**
+ * Every call renews the session's idle window (when the session has data); writes start a
+ * session's max-lifetime window on its first attribute. Expired attributes are invisible to
+ * every call. Multi-item calls are all-or-nothing. Failures are thrown as AppError:
+ * E009001 (create: exists), E009002 (update: missing), E011005 (ifVersion), E011001 (too
+ * many attributes), E011003 (store unavailable).
+ */
+export interface Store {
+  readonly kind: 'memory' | 'redis'
+  write: (sessionId: string, mode: WriteMode, items: WriteItem[]) => Promise<WriteOutcome[]>
+  get: (sessionId: string, names: string[]) => Promise<Array<StoredAttribute | null>>
+  exists: (sessionId: string, names: string[]) => Promise<boolean[]>
+  /** Returns whether each name existed. With ifVersion (single name), mismatch or absence is E011005. */
+  delete: (sessionId: string, names: string[], ifVersion?: number) => Promise<boolean[]>
+  names: (sessionId: string) => Promise<string[]>
+  ping: () => Promise<void>
+  close: () => Promise<void>
+}
+
+export class StaleReadError extends Error {
+  constructor () {
+    super('attribute changed between read and write')
+    this.name = 'StaleReadError'
+  }
+}
+
+const PRECONDITION_MESSAGES = {
+  E009001: 'Attribute already exists',
+  E009002: 'No such attribute',
+  E011005: 'Version does not match',
+  E011001: 'Too many attributes in the session'
+} as const
+
+/** A write or delete refused by the store; `names` are the attributes concerned. */
+export class PreconditionFailed extends AppError {
+  readonly names: string[]
+  constructor (code: keyof typeof PRECONDITION_MESSAGES, names: string[]) {
+    const message = PRECONDITION_MESSAGES[code]
+    super(code, names.length > 0 ? `${message}: ${names.map((name) => JSON.stringify(name)).join(', ')}` : message)
+    this.names = names
+  }
+}
+
+/** Names sort by UTF-16 code unit, the same in every store and independent of locale. */
+export function compareNames (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import {
+  createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify,
+  type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions
+} from 'jose'
+import { LRUCache } from 'lru-cache'
+import { AppError } from './errors.ts'
+
+/** Who is calling, and which session a UST names. */
+export interface Identity {
+  issuer: string
+  subject: string
+  /** Stable, opaque id of the session: a hash of issuer and session claim. Used in keys. */
+  sessionId: string
+  roles: string[]
+  isSuperUser: boolean
+  /** Epoch ms after which the token is no longer valid. */
+  expiresAt: number
+}
+
+export type KeySource =
+  | { kind: 'secret', secret: string }
+  | { kind: 'jwks', jwks: JSONWebKeySet }
+  | { kind: 'jwks-file', path: string }
+  | { kind: 'jwks-url', url: string }
+
+export interface UstVerifierOptions {
+  keySource: KeySource
+  /** Required `iss`; when undefined any issuer is accepted (development only). */
+  issuer?: string | undefined
+  audience?: string | undefined
+  sessionClaim: string
+  rolesClaim: string
+  superUserRole: string
+  clockToleranceSeconds: number
+  cacheSize: number
+  now?: () => number
+}
+
+export interface UstVerifier {
+  verify: (token: string) => Promise<Identity>
+}
+
+// Larger tokens are refused before any parsing: no real UST comes near this, and it bounds
+// the memory a token cache entry can take.
+export const MAX_UST_LENGTH = 8192
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
+
+export function sessionIdOf (issuer: string, sessionClaim: string): string {
+  return createHash('sha256').update(issuer).update('\0').update(sessionClaim).digest('base64url').slice(0, 22)
+}
+
+export function claimAtPath (payload: JWTPayload, path: string): unknown {
+  let node: unknown = payload
+  for (const part of path.split('.')) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, part)) return undefined
+    node = (node as Record<string, unknown>)[part]
+  }
+  return node
+}
+
+function rolesOf (payload: JWTPayload, path: string): string[] {
+  const claim = claimAtPath(payload, path)
+  if (Array.isArray(claim)) return claim.filter((role): role is string => typeof role === 'string')
+  if (typeof claim === 'string') return claim.split(' ').filter((role) => role !== '')
+  return []
+}
+
+function keyResolver (source: KeySource): { key: Uint8Array | JWTVerifyGetKey, algorithms: string[] } {
+  switch (source.kind) {
+    case 'secret':
+      return { key: new TextEncoder().encode(source.secret), algorithms: ['HS256'] }
+    case 'jwks':
+      return { key: createLocalJWKSet(source.jwks), algorithms: ASYMMETRIC_ALGORITHMS }
+    case 'jwks-file':
+      return { key: createLocalJWKSet(JSON.parse(readFileSync(source.path, 'utf8')) as JSONWebKeySet), algorithms: ASYMMETRIC_ALGORITHMS }
+    case 'jwks-url':
+      return {
+        key: createRemoteJWKSet(new URL(source.url), { timeoutDuration: 2000, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
+        algorithms: ASYMMETRIC_ALGORITHMS
+      }
+  }
+}
+
+function isKeySourceOutage (error: unknown): boolean {
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true
+  // fetch() failures (refused, DNS, TLS) are not JOSE errors; a bad token always is.
+  return !(error instanceof joseErrors.JOSEError)
+}
+
+export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
+  const { key, algorithms } = keyResolver(options.keySource)
+  const now = options.now ?? Date.now
+  const verifyOptions: JWTVerifyOptions = {
+    algorithms,
+    clockTolerance: options.clockToleranceSeconds,
+    requiredClaims: ['exp', 'sub']
+  }
+  if (options.issuer !== undefined) verifyOptions.issuer = options.issuer
+  if (options.audience !== undefined) verifyOptions.audience = options.audience
+  const cache = options.cacheSize > 0
+    ? new LRUCache<string, Identity>({ max: options.cacheSize, ttlAutopurge: false })
+    : undefined
+
+  async function verifyUncached (token: string): Promise<Identity> {
+    let payload: JWTPayload
+    try {
+      // jose's overloads differ for a key and a key resolver; both are valid here.
+      const result = typeof key === 'function'
+        ? await jwtVerify(token, key, verifyOptions)
+        : await jwtVerify(token, key, verifyOptions)
+      payload = result.payload
+    } catch (error) {
+      if (isKeySourceOutage(error)) throw new AppError('E011003', 'Token keys are unavailable', undefined, 503)
+      throw new AppError('E007001')
+    }
+    const sessionClaim = payload[options.sessionClaim]
+    if ((typeof sessionClaim !== 'string' || sessionClaim === '') || typeof payload.sub !== 'string' || payload.sub === '') {
+      throw new AppError('E007001', 'Session token has no session or subject claim')
+    }
+    const issuer = payload.iss ?? ''
+    const roles = rolesOf(payload, options.rolesClaim)
+    return {
+      issuer,
+      subject: payload.sub,
+      sessionId: sessionIdOf(issuer, sessionClaim),
+      roles,
+      isSuperUser: roles.includes(options.superUserRole),
+      expiresAt: (payload.exp ?? 0) * 1000
+    }
+  }
+
+  return {
+    async verify (token: string): Promise<Identity> {
+      if (token.length === 0 || token.length > MAX_UST_LENGTH) throw new AppError('E007001')
+      const cached = cache?.get(token)
+      if (cached !== undefined && cached.expiresAt > now()) return cached
+      const identity = await verifyUncached(token)
+      cache?.set(token, identity, { ttl: Math.max(1, identity.expiresAt - now()) })
+      return identity
+    }
+  }
+}

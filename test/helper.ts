@@ -1,0 +1,55 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { TestContext } from 'node:test'
+import { SignJWT } from 'jose'
+import { buildApp, type BuildOptions } from '../src/app.ts'
+import { defaultConfig, type Config } from '../src/config.ts'
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!'
+export const TEST_ISSUER = 'https://idp.test'
+export const TEST_AUDIENCE = 'sso-attrs'
+export const TEST_KEYS = `k1:${Buffer.alloc(32, 1).toString('base64url')},k0:${Buffer.alloc(32, 2).toString('base64url')}`
+
+export function testConfig (overrides: Partial<Config> = {}): Config {
+  return defaultConfig({
+    LOG_LEVEL: 'silent',
+    SSO_STORE: 'memory',
+    SSO_JWT_SECRET: TEST_SECRET,
+    SSO_ISSUER: TEST_ISSUER,
+    SSO_AUDIENCE: TEST_AUDIENCE,
+    SSO_APPS: 'CRM,Portal',
+    SSO_ENCRYPTION_KEYS: TEST_KEYS,
+    SSO_KEY_PREFIX: `test-${randomBytes(4).toString('hex')}:`,
+    ...overrides
+  })
+}
+
+/** Builds the app on a literal configuration and closes it when the test ends. */
+export async function build (t: TestContext | undefined, overrides: Partial<Config> = {}, options: BuildOptions = {}) {
+  const app = await buildApp(testConfig(overrides), options)
+  if (t !== undefined) t.after(() => app.close())
+  await app.ready()
+  return app
+}
+
+export interface UstOptions {
+  sub?: string
+  sid?: string
+  roles?: string[]
+  issuer?: string
+  audience?: string
+  expiresIn?: string | number
+  secret?: string
+  claims?: Record<string, unknown>
+}
+
+/** A UST signed with the test secret; each call is a new session unless `sid` is given. */
+export async function mintUst (options: UstOptions = {}): Promise<string> {
+  const jwt = new SignJWT({ sid: options.sid ?? randomUUID(), ...(options.roles !== undefined ? { roles: options.roles } : {}), ...options.claims })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(options.issuer ?? TEST_ISSUER)
+    .setAudience(options.audience ?? TEST_AUDIENCE)
+    .setSubject(options.sub ?? 'alice')
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '1h')
+  return await jwt.sign(new TextEncoder().encode(options.secret ?? TEST_SECRET))
+}
