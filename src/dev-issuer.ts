@@ -53,7 +53,7 @@ export interface DevTokenOptions {
 
 export async function issueDevToken (keys: DevKeys, options: DevTokenOptions): Promise<string> {
   const claims: Record<string, unknown> = { [options.sessionClaim ?? 'sid']: options.sid ?? randomUUID() }
-  if (options.superUser === true) claims[options.rolesClaim ?? 'roles'] = [options.superUserRole ?? 'sso:super-user']
+  if (options.superUser === true) setClaimAtPath(claims, options.rolesClaim ?? 'roles', [options.superUserRole ?? 'sso:super-user'])
   const key = await importJWK(keys.privateJwk, 'ES256')
   return await new SignJWT(claims)
     .setProtectedHeader({ alg: 'ES256', kid: keys.privateJwk.kid ?? 'dev', typ: 'JWT' })
@@ -63,4 +63,15 @@ export async function issueDevToken (keys: DevKeys, options: DevTokenOptions): P
     .setIssuedAt()
     .setExpirationTime(`${options.ttlSeconds ?? 3600}s`)
     .sign(key)
+}
+
+/** Sets a claim at a dotted path (`realm_access.roles`), creating the objects on the way. */
+function setClaimAtPath (claims: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.')
+  let node = claims
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part]
+    node = (next !== null && typeof next === 'object' ? next : (node[part] = {})) as Record<string, unknown>
+  }
+  node[parts[parts.length - 1]!] = value
 }

@@ -12,8 +12,13 @@ import {
 //   <prefix>{<sid>}:m  string session deadline (epoch ms)
 // Every key carries the session's TTL, renewed by each call.
 
-function script (name: string): string {
+function readScript (name: string): string {
   return readFileSync(new URL(`./redis-scripts/${name}.lua`, import.meta.url), 'utf8')
+}
+
+/** A script with the shared prelude (keys, Redis time, purge and renew helpers) in front. */
+function script (name: string): string {
+  return `${readScript('prelude')}\n${readScript(name)}`
 }
 
 interface ScriptCommands {

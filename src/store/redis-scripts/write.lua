@@ -1,6 +1,5 @@
 -- Create, update or upsert a batch of attributes of one session, all or nothing.
--- KEYS[1] attributes hash (name -> record)   KEYS[2] expiry zset (name -> expires ms)
--- KEYS[3] session deadline (epoch ms: first attribute + max TTL)
+-- KEYS and the helpers purge_expired/renew: see prelude.lua.
 -- ARGV[1] mode: create | update | set
 -- ARGV[2] session idle TTL ms   ARGV[3] session max TTL ms   ARGV[4] max attributes per session
 -- ARGV[5..] 8 fields per item: name, value kind (P plain | C cipher | I inherit | K keep),
@@ -10,17 +9,9 @@
 --   E009001 exists (create), E009002 missing (update), E011005 if_version mismatch,
 --   STALE expect_version mismatch, E011001 too many attributes.
 -- Record format: version:created_ms:modified_ms:expires_ms(or empty):e|p:payload
-local attrs, expiry, meta = KEYS[1], KEYS[2], KEYS[3]
 local mode = ARGV[1]
 local idle_ms, max_ms, max_attrs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-
-local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
-if #dead > 0 then
-  redis.call('HDEL', attrs, unpack(dead))
-  redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
-end
+purge_expired()
 
 local function parse(record)
   local v, c, m, e, f = string.match(record, '^(%d+):(%d+):(%d+):(%d*):([ep]):')
@@ -93,8 +84,5 @@ for i = 0, count - 1 do
   out[#out + 1] = expires or -1
 end
 
-local ttl = math.max(1, math.min(idle_ms, deadline - now))
-redis.call('PEXPIRE', attrs, ttl)
-redis.call('PEXPIRE', expiry, ttl)
-redis.call('PEXPIRE', meta, ttl)
+renew(deadline, idle_ms)
 return out

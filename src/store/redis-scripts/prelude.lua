@@ -1,0 +1,24 @@
+-- Prepended to every script. KEYS[1] attributes hash (name -> record), KEYS[2] expiry zset
+-- (name -> expires ms), KEYS[3] session deadline (epoch ms: first attribute + max TTL).
+-- "now" comes from Redis so that every service instance agrees on expiry.
+local attrs, expiry, meta = KEYS[1], KEYS[2], KEYS[3]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+-- Expired attributes are removed before anything else reads the hash, so they are invisible
+-- to every operation and their names are free.
+local function purge_expired()
+  local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+  if #dead > 0 then
+    redis.call('HDEL', attrs, unpack(dead))
+    redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
+  end
+end
+
+-- Every key of the session lives for the idle window, never past the deadline.
+local function renew(deadline, idle_ms)
+  local ttl = math.max(1, math.min(idle_ms, deadline - now))
+  redis.call('PEXPIRE', attrs, ttl)
+  redis.call('PEXPIRE', expiry, ttl)
+  redis.call('PEXPIRE', meta, ttl)
+end
