@@ -38,6 +38,7 @@ export const ConfigSchema = Type.Object({
   SSO_BODY_LIMIT: Type.Integer({ default: 1048576, minimum: 1024, description: 'Largest request body, in bytes (413 E011001 above it).' }),
   SSO_TOKEN_CACHE_SIZE: Type.Integer({ default: 10000, minimum: 0, description: 'Verified USTs kept in memory (each no longer than its `exp`); 0 turns the cache off.' }),
   SSO_CLOCK_TOLERANCE: Type.Integer({ default: 5, minimum: 0, description: 'Seconds of clock skew allowed on `exp`/`nbf`.' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ default: 10000, minimum: 0, description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.' }),
   SSO_DEV_DIR: Type.String({ default: '.dev', description: 'Development only: folder of the generated issuer key pair and encryption key.' })
 }, { additionalProperties: true })
 
@@ -127,9 +128,11 @@ export function checkConfig (config: Config): string[] {
 }
 
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable (`SSO_ISSUER=` or compose's `${X:-}`) means "not set", not "set to ''".
+  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
   let config: Config
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false, env: false })
+    config = envSchema<Config>({ schema: ConfigSchema, data: given, dotenv: false, env: false })
   } catch (error) {
     throw new ConfigError([(error as Error).message])
   }

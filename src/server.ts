@@ -26,7 +26,7 @@ app.server.requestTimeout = 30_000
 app.server.headersTimeout = 10_000
 app.server.keepAliveTimeout = 5_000
 
-closeWithGrace({ delay: Number(process.env.SHUTDOWN_GRACE_MS ?? 10_000) }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing: draining in-flight requests')
   await app.close()

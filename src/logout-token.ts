@@ -1,0 +1,81 @@
+import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
+import { AppError } from './errors.ts'
+import { isKeySourceOutage, MAX_UST_LENGTH } from './ust.ts'
+
+// The receiving side of OpenID Connect Back-Channel Logout 1.0, section 2.6: a logout token
+// is a signed JWT with iss, aud, iat, jti, the back-channel-logout event, sid and/or sub,
+// and no nonce (so an ID token can never be replayed as a logout token).
+
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+
+export interface LogoutClaims {
+  issuer: string
+  subject?: string | undefined
+  /** The session claim as the identity provider sent it (not yet hashed). */
+  sessionClaim?: string | undefined
+  jti: string
+  /** Epoch ms until which the jti must be remembered to refuse a replay. */
+  replayUntil: number
+}
+
+export interface LogoutTokenVerifierOptions {
+  keys: { key: Uint8Array | JWTVerifyGetKey, algorithms: string[] }
+  issuer?: string | undefined
+  audience?: string | undefined
+  /** The claim naming the session in logout tokens: `sid` per the specification. */
+  sessionClaim: string
+  /** Logout tokens older than this (by iat) are refused. */
+  maxAgeSeconds: number
+  clockToleranceSeconds: number
+}
+
+function invalid (reason: string): AppError {
+  return new AppError('E008002', `Invalid logout token: ${reason}`, [{ path: '/logout_token', message: reason }])
+}
+
+export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions) {
+  const verifyOptions: JWTVerifyOptions = {
+    algorithms: options.keys.algorithms,
+    clockTolerance: options.clockToleranceSeconds,
+    maxTokenAge: options.maxAgeSeconds,
+    requiredClaims: ['iat', 'jti']
+  }
+  if (options.issuer !== undefined) verifyOptions.issuer = options.issuer
+  if (options.audience !== undefined) verifyOptions.audience = options.audience
+  const key = options.keys.key
+
+  return async function verifyLogoutToken (token: string): Promise<LogoutClaims> {
+    if (token.length === 0 || token.length > MAX_UST_LENGTH) throw invalid('missing or too long')
+    let payload: JWTPayload
+    try {
+      const result = typeof key === 'function'
+        ? await jwtVerify(token, key, verifyOptions)
+        : await jwtVerify(token, key, verifyOptions)
+      payload = result.payload
+    } catch (error) {
+      if (isKeySourceOutage(error)) throw new AppError('E011003', 'Token keys are unavailable')
+      if (error instanceof joseErrors.JOSEError) throw invalid(error.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? (error as joseErrors.JWTClaimValidationFailed).claim + ' claim check failed' : 'signature or format check failed')
+      throw invalid('cannot be verified')
+    }
+    const events = payload.events
+    if (events === null || typeof events !== 'object' || Array.isArray(events)) throw invalid('no events claim')
+    const event = (events as Record<string, unknown>)[BACKCHANNEL_LOGOUT_EVENT]
+    if (event === null || typeof event !== 'object' || Array.isArray(event)) throw invalid('events has no back-channel logout event')
+    if (Object.hasOwn(payload, 'nonce')) throw invalid('a logout token must not carry a nonce')
+    const sessionClaim = payload[options.sessionClaim]
+    const subject = payload.sub
+    const hasSession = typeof sessionClaim === 'string' && sessionClaim !== ''
+    const hasSubject = typeof subject === 'string' && subject !== ''
+    if (!hasSession && !hasSubject) throw invalid(`neither ${options.sessionClaim} nor sub`)
+    if (typeof payload.jti !== 'string' || payload.jti === '') throw invalid('jti must be a string')
+    const issuedAt = (payload.iat ?? 0) * 1000
+    const expiresAt = payload.exp !== undefined ? payload.exp * 1000 : issuedAt + options.maxAgeSeconds * 1000
+    return {
+      issuer: payload.iss ?? '',
+      subject: hasSubject ? subject : undefined,
+      sessionClaim: hasSession ? sessionClaim : undefined,
+      jti: payload.jti,
+      replayUntil: Math.max(expiresAt, issuedAt + options.maxAgeSeconds * 1000) + options.clockToleranceSeconds * 1000
+    }
+  }
+}
