@@ -67,7 +67,7 @@ function rolesOf (payload: JWTPayload, path: string): string[] {
   return []
 }
 
-function keyResolver (source: KeySource): { key: Uint8Array | JWTVerifyGetKey, algorithms: string[] } {
+export function keyResolver (source: KeySource): { key: Uint8Array | JWTVerifyGetKey, algorithms: string[] } {
   switch (source.kind) {
     case 'secret':
       return { key: new TextEncoder().encode(source.secret), algorithms: ['HS256'] }
@@ -83,7 +83,7 @@ function keyResolver (source: KeySource): { key: Uint8Array | JWTVerifyGetKey, a
   }
 }
 
-function isKeySourceOutage (error: unknown): boolean {
+export function isKeySourceOutage (error: unknown): boolean {
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true
   // fetch() failures (refused, DNS, TLS) are not JOSE errors; a bad token always is.
   return !(error instanceof joseErrors.JOSEError)
