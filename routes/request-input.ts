@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBodyParser, FastifyInstance, FastifyRequest } from 'fastify'
 import type { AccessRequest } from '../src/access.ts'
 import type { NameSpec } from '../src/attribute-service.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
@@ -7,6 +7,26 @@ import { AppError, invalidInput, missingInput } from '../src/errors.ts'
 // one namespace (a field given in both is an error), `current_ust` may come as a bearer token.
 
 export type Fields = Record<string, unknown>
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Fastify's JSON parser behind a strict UTF-8 decoding: invalid bytes are refused rather than
+ * turned into U+FFFD, which would store an attribute under a name the client never sent.
+ */
+export function strictJsonParser (fastify: FastifyInstance): FastifyBodyParser<Buffer> {
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  return (request, body, done) => {
+    let text: string
+    try {
+      text = UTF8.decode(body)
+    } catch {
+      done(invalidInput('', 'Body is not valid UTF-8'), undefined)
+      return
+    }
+    parseJson(request, text, done)
+  }
+}
 
 export function mergedFields (request: FastifyRequest): Fields {
   const body = (request.body ?? {}) as Fields

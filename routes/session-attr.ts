@@ -8,7 +8,7 @@ import {
   NoQuerySchema, SetBodySchema, UpdateBodySchema, WriteResponses
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
-import { accessRequest, byName, formOf, mergedFields, nameSpecs, type Fields } from './request-input.ts'
+import { accessRequest, byName, formOf, mergedFields, nameSpecs, strictJsonParser, type Fields } from './request-input.ts'
 
 export interface SessionAttrRoutesOptions {
   /** Served under the Zato 3.x path: also accepts JSON sent as a form (curl -d). */
@@ -57,7 +57,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
 
   if (options.zatoCompat) {
     // Zato's documented examples send JSON with `curl -d`, i.e. as a form content type.
-    fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'))
+    fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, strictJsonParser(fastify))
   }
 
   // GET and DELETE may come with no body at all: treat that as an empty one, so the body

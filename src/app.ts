@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyLoggerOptions, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import attributesPlugin from '../plugins/attributes.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
 import healthRoutes from '../routes/health.ts'
+import { strictJsonParser } from '../routes/request-input.ts'
 import sessionAttrRoutes from '../routes/session-attr.ts'
 import type { Config } from './config.ts'
 import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from './errors.ts'
@@ -86,11 +89,38 @@ const FASTIFY_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'E008003'
 }
 
+const newCid = () => randomBytes(12).toString('hex')
+
+/** Requests Node's HTTP parser refuses (oversized headers, malformed HTTP) never reach Fastify; they get an envelope all the same. */
+function clientErrorHandler (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code]: [number, ErrorCode] = error.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'E011001']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'E008002'] : [400, 'E008002']
+  const cid = newCid()
+  const body = JSON.stringify({ cid, status: 'error', sub_status: [code], message: STATUS_CODES[status] })
+  this.log.info({ cid, sub_status: code, reason: error.code }, 'request rejected by the HTTP parser')
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nx-cid: ${cid}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(error)
+}
+
+/** Errors raised before routing (a URL that is not valid percent-encoding): neither the error handler nor onSend sees them. */
+function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const badUrl = error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+  const code: ErrorCode = badUrl ? 'E008002' : 'E008004'
+  request.log.info({ sub_status: code, reason: error.code }, 'request rejected')
+  reply.status(badUrl ? 400 : 500).header('x-cid', request.id).header('cache-control', 'no-store')
+    .send({ cid: request.id, status: 'error', sub_status: [code], message: badUrl ? 'The URL is not valid' : ERROR_CATALOG.E008004.message })
+}
+
 export async function buildApp (config: Config, options: BuildOptions = {}) {
   const settings: Settings = await resolveSettings(config)
   const app = Fastify({
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
-    genReqId: () => randomBytes(12).toString('hex'),
+    genReqId: newCid,
     requestIdHeader: false,
     logController: new LogController({ requestIdLogLabel: 'cid' }),
     exposeHeadRoutes: false,
@@ -98,12 +128,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: true }
+    routerOptions: { ignoreTrailingSlash: true },
+    clientErrorHandler,
+    frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Zato clients send their inputs as a JSON body even with GET.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.removeContentTypeParser('text/plain')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictJsonParser(app))
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema))
 
   app.addHook('onSend', async (request, reply) => {

@@ -49,7 +49,23 @@ export interface AttributeLimits {
 // leave room for lookalike names.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/
+// A lone surrogate cannot be encoded as UTF-8: Redis would store U+FFFD under another name.
+const LONE_SURROGATE = /\p{Cs}/u
 const READ_MODIFY_WRITE_ATTEMPTS = 5
+// JSON.stringify recurses: a value nested thousands of levels deep would overflow the stack.
+export const MAX_VALUE_DEPTH = 100
+
+/** Whether a parsed JSON value nests more than `max` arrays/objects, checked without recursion. */
+function nestedDeeperThan (value: unknown, max: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]]
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!
+    if (node === null || typeof node !== 'object') continue
+    if (depth === max) return true
+    for (const child of Object.values(node)) pending.push([child, depth + 1])
+  }
+  return false
+}
 
 export function isoTime (ms: number): string {
   return new Date(ms).toISOString()
@@ -75,11 +91,12 @@ export class AttributeService {
   checkNames (specs: NameSpec[]): void {
     const seen = new Map<string, string>()
     for (const spec of specs) {
-      const path = `${spec.path}`
+      const path = spec.path
       if (spec.name.length === 0 || spec.name.length > this.#limits.maxNameLength) {
         throw invalidInput(path, `Name must be 1 to ${this.#limits.maxNameLength} characters`)
       }
       if (CONTROL_CHARACTERS.test(spec.name)) throw invalidInput(path, 'Name must not contain control characters')
+      if (LONE_SURROGATE.test(spec.name)) throw invalidInput(path, 'Name must be valid Unicode (no lone surrogates)')
       const earlier = seen.get(spec.name)
       if (earlier !== undefined) throw invalidInput(path, `Duplicate name, also at ${earlier}`)
       seen.set(spec.name, path)
@@ -91,6 +108,9 @@ export class AttributeService {
   }
 
   #serialize (spec: WriteSpec): string {
+    if (nestedDeeperThan(spec.value, MAX_VALUE_DEPTH)) {
+      throw invalidInput(`${spec.path}/value`, `Value must be nested at most ${MAX_VALUE_DEPTH} levels deep`)
+    }
     const plain = JSON.stringify(spec.value)
     if (Buffer.byteLength(plain) > this.#limits.maxValueBytes) {
       throw limitExceeded(`${spec.path}/value`, `Value must be at most ${this.#limits.maxValueBytes} bytes serialized`)

@@ -12,13 +12,13 @@ const CurrentUst = Ust('Caller\'s UST. Prefer the `Authorization: Bearer <ust>` 
 const TargetUst = Ust('UST of the session whose attributes are touched; defaults to the caller\'s.')
 const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'Attribute name: 1 to 191 characters (configurable), no control characters.', examples: ['theme'] })
 const Value = Type.Unknown({ description: 'Any JSON value (at most 64 KiB serialized, configurable).', examples: ['dark'] })
-const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.' })
+const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.', examples: [true] })
 const Expiration = Type.Union([Type.Integer({ minimum: 1, maximum: 315360000 }), Type.Null()], {
   description: 'Seconds from now until the attribute expires; null removes an expiry; omitted keeps it (none for a new attribute). Never past the session\'s lifetime.',
   examples: [3600]
 })
 const IfVersion = Type.Integer({ minimum: 1, description: 'Write only if the stored version is this one (409 E011005 otherwise).', examples: [3] })
-const Decrypt = Type.Boolean({ description: 'Return encrypted values decrypted (true, the default) or as the stored ciphertext string (false).' })
+const Decrypt = Type.Boolean({ description: 'Return encrypted values decrypted (true, the default) or as the stored ciphertext string (false).', examples: [false] })
 
 const Common = {
   current_app: Type.Optional(CurrentApp),
@@ -41,7 +41,10 @@ const writeBody = (withVersion: boolean, summary: string) => Type.Object({
   encrypt: Type.Optional(Encrypt),
   expiration: Type.Optional(Expiration),
   ...(withVersion ? { if_version: Type.Optional(IfVersion) } : {}),
-  data: Type.Optional(Type.Array(writeItem(withVersion), { description: 'Batch form: the attributes to write, all or nothing. Top-level encrypt/expiration are defaults for items.' }))
+  data: Type.Optional(Type.Array(writeItem(withVersion), {
+    description: 'Batch form: the attributes to write, all or nothing. Top-level encrypt/expiration are defaults for items.',
+    examples: [[{ name: 'theme', value: 'dark' }, { name: 'cart', value: [1, 2, 3], expiration: null }]]
+  }))
 }, {
   additionalProperties: false,
   description: summary,
@@ -56,7 +59,7 @@ export type WriteBody = Static<typeof UpdateBodySchema>
 const ReadFields = {
   ...Common,
   name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: attribute names.' }))
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: attribute names.', examples: [['theme', 'cart']] }))
 }
 
 export const GetBodySchema = Type.Object({ ...ReadFields, decrypt: Type.Optional(Decrypt) }, { additionalProperties: false })
@@ -64,7 +67,7 @@ export const GetQuerySchema = Type.Object({
   current_app: Type.Optional(CurrentApp),
   target_ust: Type.Optional(TargetUst),
   name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.' })),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })),
   decrypt: Type.Optional(Decrypt)
 }, { additionalProperties: false })
 export const DeleteBodySchema = Type.Object({ ...ReadFields, if_version: Type.Optional(IfVersion) }, { additionalProperties: false })
@@ -72,7 +75,7 @@ export const DeleteQuerySchema = Type.Object({
   current_app: Type.Optional(CurrentApp),
   target_ust: Type.Optional(TargetUst),
   name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.' })),
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })),
   if_version: Type.Optional(IfVersion)
 }, { additionalProperties: false })
 export const ExistsBodySchema = Type.Object(ReadFields, { additionalProperties: false })
@@ -80,7 +83,7 @@ export const ExistsQuerySchema = Type.Object({
   current_app: Type.Optional(CurrentApp),
   target_ust: Type.Optional(TargetUst),
   name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter.' }))
+  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] }))
 }, { additionalProperties: false })
 export const NamesBodySchema = Type.Object(Common, { additionalProperties: false })
 export const NamesQuerySchema = Type.Object({
@@ -94,34 +97,37 @@ export type ReadInput = Static<typeof GetBodySchema> & Static<typeof DeleteBodyS
 const Time = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-22T10:15:30.123Z'] })
 
 export const AttributeSchema = Type.Object({
-  found: Type.Boolean({ description: 'Whether a live attribute of that name exists.' }),
+  found: Type.Boolean({ description: 'Whether a live attribute of that name exists.', examples: [true] }),
   name: Type.Optional(Name),
   value: Type.Optional(Value),
   creation_time: Type.Optional(Time('When the attribute was created (ISO 8601 UTC).')),
   last_modified: Type.Optional(Time('When the attribute was last written.')),
   expiration_time: Type.Optional(Type.Union([Time('When the attribute expires.'), Type.Null()], { description: 'When the attribute expires; null when it has no expiry of its own.' })),
-  is_encrypted: Type.Optional(Type.Boolean({ description: 'Whether the value is stored encrypted.' })),
-  version: Type.Optional(Type.Integer({ description: '1 on create, +1 per write.' }))
+  is_encrypted: Type.Optional(Type.Boolean({ description: 'Whether the value is stored encrypted.', examples: [false] })),
+  version: Type.Optional(Type.Integer({ description: '1 on create, +1 per write.', examples: [1] }))
 })
 
 const WriteResultSchema = Type.Object({
   name: Name,
-  version: Type.Integer({ description: 'Version after this write.' }),
-  expiration_time: Type.Union([Time('When the attribute expires.'), Type.Null()])
+  version: Type.Integer({ description: 'Version after this write.', examples: [1] }),
+  expiration_time: Type.Union([Time('When the attribute expires.'), Type.Null()], { description: 'When the attribute expires; null when it has no expiry of its own.' })
 })
 
 const ok = (properties: Parameters<typeof Type.Object>[0], description: string) => Type.Object({
   cid: CidSchema,
-  status: Type.Literal('ok'),
+  status: Type.Literal('ok', { description: 'Always `ok` on success.' }),
   ...properties
 }, { description })
 
 export const WriteResponses = {
   200: ok({
     name: Type.Optional(Name),
-    version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.' })),
-    expiration_time: Type.Optional(Type.Union([Time('Single form: when it expires.'), Type.Null()])),
-    result: Type.Optional(Type.Record(Type.String(), WriteResultSchema, { description: 'Batch form: per name, version and expiry after the write.' }))
+    version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
+    expiration_time: Type.Optional(Type.Union([Time('Single form: when it expires.'), Type.Null()], { description: 'Single form: when the attribute expires; null when it has no expiry of its own.' })),
+    result: Type.Optional(Type.Record(Type.String(), WriteResultSchema, {
+      description: 'Batch form: per name, version and expiry after the write.',
+      examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
+    }))
   }, 'Written'),
   ...ErrorResponses
 }
@@ -130,27 +136,33 @@ export const GetResponses = {
   200: ok({
     ...AttributeSchema.properties,
     found: Type.Optional(AttributeSchema.properties.found),
-    result: Type.Optional(Type.Record(Type.String(), AttributeSchema, { description: 'Batch form: per name, the attribute.' }))
+    result: Type.Optional(Type.Record(Type.String(), AttributeSchema, {
+      description: 'Batch form: per name, the attribute.',
+      examples: [{
+        theme: { found: true, name: 'theme', value: 'dark', creation_time: '2026-11-22T10:15:30.123Z', last_modified: '2026-11-22T10:15:30.123Z', expiration_time: null, is_encrypted: false, version: 1 },
+        missing: { found: false }
+      }]
+    }))
   }, 'Single form: the attribute\'s fields. Batch form: result keyed by name.'),
   ...ErrorResponses
 }
 
 export const ExistsResponses = {
   200: ok({
-    result: Type.Union([Type.Boolean(), Type.Record(Type.String(), Type.Boolean())], { description: 'Single form: boolean; batch form: name -> boolean.' })
+    result: Type.Union([Type.Boolean(), Type.Record(Type.String(), Type.Boolean())], { description: 'Single form: boolean; batch form: name -> boolean.', examples: [true, { theme: true, missing: false }] })
   }, 'Whether the attributes exist'),
   ...ErrorResponses
 }
 
 export const DeleteResponses = {
   200: ok({
-    deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.' })),
-    result: Type.Optional(Type.Record(Type.String(), Type.Boolean(), { description: 'Batch form: name -> whether it existed.' }))
+    deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.', examples: [true] })),
+    result: Type.Optional(Type.Record(Type.String(), Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
   }, 'Deleted (a missing name is not an error)'),
   ...ErrorResponses
 }
 
 export const NamesResponses = {
-  200: ok({ result: Type.Array(Name, { description: 'Live attribute names, sorted by code point.' }) }, 'Attribute names'),
+  200: ok({ result: Type.Array(Name, { description: 'Live attribute names, sorted by code point.', examples: [['api_key', 'cart', 'theme']] }) }, 'Attribute names'),
   ...ErrorResponses
 }

@@ -6,11 +6,14 @@ export const ErrorEnvelopeSchema = Type.Object({
   cid: CidSchema,
   status: Type.Literal('error', { description: 'Always `error` here.' }),
   sub_status: Type.Array(Type.String(), { description: 'Error codes, Zato-compatible (see the README error table).', examples: [['E008002']] }),
-  message: Type.Optional(Type.String({ description: 'Human-readable summary; never contains values or tokens.' })),
+  message: Type.Optional(Type.String({ description: 'Human-readable summary; never contains values or tokens.', examples: ['Invalid input'] })),
   details: Type.Optional(Type.Array(Type.Object({
     path: Type.String({ description: 'JSON Pointer to the offending input field.', examples: ['/data/2/expiration'] }),
-    message: Type.String()
-  }), { description: 'For input errors: which fields are wrong and why.' }))
+    message: Type.String({ description: 'What is wrong with that field.', examples: ['must be integer or must be null'] })
+  }), {
+    description: 'For input errors: which fields are wrong and why.',
+    examples: [[{ path: '/data/2/expiration', message: 'must be integer or must be null' }]]
+  }))
 }, { description: 'Error envelope' })
 
 const errorResponse = (description: string, example: string) =>

@@ -67,9 +67,12 @@ export class RedisStore implements Store {
   readonly #commands: ScriptCommands
   readonly #prefix: string
   readonly #limits: StoreLimits
+  readonly #timeoutMs: number
+  #connected: Promise<void> | undefined
 
   constructor (options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix
+    this.#timeoutMs = options.commandTimeoutMs
     this.#limits = {
       sessionIdleTtlMs: options.sessionIdleTtlMs,
       sessionMaxTtlMs: options.sessionMaxTtlMs,
@@ -78,9 +81,13 @@ export class RedisStore implements Store {
     this.redis = new Redis(options.url, {
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: options.connectTimeoutMs,
-      // A request must fail fast while Redis is away rather than queue for reconnection;
-      // commandTimeout bounds what is queued during a short blip.
+      // A request must fail fast while Redis is away rather than queue for reconnection.
       maxRetriesPerRequest: 1,
+      // ioredis would send queued and in-flight commands on reconnection, even those whose
+      // request had already been answered 503: a refused write would be applied later.
+      // Commands are sent only while connected; #run waits for that within its deadline.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
       retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
       enableAutoPipelining: true,
       lazyConnect: true,
@@ -100,13 +107,34 @@ export class RedisStore implements Store {
     return [`${base}a`, `${base}x`, `${base}m`]
   }
 
+  // ioredis starts commandTimeout when a command is written, and auto-pipelining holds a
+  // command back while the previous pipeline waits: against a frozen Redis a request would
+  // take up to twice the timeout. The deadline counts from the call instead.
   async #run<T> (call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(new Error(`no answer from Redis within ${this.#timeoutMs} ms`))), this.#timeoutMs)
+    })
     try {
-      return await call()
+      if (this.redis.status !== 'ready') await Promise.race([this.#whenConnected(), deadline])
+      return await Promise.race([call(), deadline])
     } catch (error) {
-      if (isUnavailable(error)) throw new StoreUnavailableError(error)
-      throw error
+      if (error instanceof StoreUnavailableError || !isUnavailable(error)) throw error
+      throw new StoreUnavailableError(error)
+    } finally {
+      clearTimeout(timer)
     }
+  }
+
+  /** One shared wait for the connection, however many requests are waiting. */
+  #whenConnected (): Promise<void> {
+    this.#connected ??= new Promise((resolve) => {
+      this.redis.once('ready', () => {
+        this.#connected = undefined
+        resolve()
+      })
+    })
+    return this.#connected
   }
 
   async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {

@@ -10,7 +10,10 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local function purge_expired()
   local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
   if #dead > 0 then
-    redis.call('HDEL', attrs, unpack(dead))
+    -- unpack() fails beyond about 8000 values (Lua's C stack), so delete in slices.
+    for first = 1, #dead, 1000 do
+      redis.call('HDEL', attrs, unpack(dead, first, math.min(first + 999, #dead)))
+    end
     redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
   end
 end

@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { after, before, describe, test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import { StoreUnavailableError } from '../../src/errors.ts'
+import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
+import { PreconditionFailed, type StoreLimits } from '../../src/store/types.ts'
+import { RedisServer } from '../fixtures/redis.ts'
+import { LIMITS, newSessionId, storeContract } from './contract.ts'
+
+// One redis-server for the whole file; every store gets its own key prefix, so tests never
+// see each other's keys. The tests that stop or pause the server run last.
+
+let redis: RedisServer
+
+before(async () => {
+  redis = await RedisServer.start()
+})
+
+after(async () => {
+  await redis.close()
+})
+
+function uniquePrefix (): string {
+  return `t-${randomBytes(6).toString('hex')}:`
+}
+
+function makeRedisStore (limits: StoreLimits, options: Partial<RedisStoreOptions> = {}): RedisStore {
+  return new RedisStore({
+    url: redis.url,
+    keyPrefix: uniquePrefix(),
+    commandTimeoutMs: 2_000,
+    connectTimeoutMs: 2_000,
+    ...limits,
+    ...options
+  })
+}
+
+async function openStore (t: TestContext, limits: Partial<StoreLimits> = {}, options: Partial<RedisStoreOptions> = {}): Promise<{ store: RedisStore, prefix: string }> {
+  const prefix = options.keyPrefix ?? uniquePrefix()
+  const store = makeRedisStore({ ...LIMITS, ...limits }, { ...options, keyPrefix: prefix })
+  t.after(async () => { await store.close() })
+  return { store, prefix }
+}
+
+function inspector (t: TestContext): Redis {
+  const client = redis.client()
+  t.after(() => { client.disconnect() })
+  return client
+}
+
+storeContract('redis', async (limits) => {
+  const store = makeRedisStore(limits)
+  return { store, cleanup: async () => { await store.close() } }
+})
+
+// ioredis routes cluster commands with cluster-key-slot; load it the same way when present.
+type SlotOf = (key: string) => number
+function loadSlotOf (): SlotOf | undefined {
+  try {
+    return createRequire(import.meta.url)('cluster-key-slot') as SlotOf
+  } catch {
+    return undefined
+  }
+}
+
+async function commandCalls (client: Redis): Promise<Map<string, number>> {
+  const info = await client.info('commandstats')
+  const calls = new Map<string, number>()
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]))
+  return calls
+}
+
+/**
+ * Records the commands clients send (MONITOR), leaving out those scripts run inside Redis:
+ * INFO commandstats counts both, MONITOR tags script commands with the source "lua".
+ */
+async function recordClientCommands (t: TestContext, inspect: Redis): Promise<() => Promise<string[]>> {
+  const monitor = await inspect.monitor()
+  monitor.on('error', () => {})
+  t.after(() => { monitor.disconnect() })
+  const seen: string[] = []
+  const marker = `end-of-recording-${randomBytes(4).toString('hex')}`
+  let markerSeen: () => void = () => {}
+  const done = new Promise<void>((resolve) => { markerSeen = resolve })
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) markerSeen()
+    else if (source !== 'lua') seen.push(args[0]?.toLowerCase() ?? '')
+  })
+  return async () => {
+    await inspect.echo(marker)
+    await done
+    monitor.disconnect()
+    return seen
+  }
+}
+
+describe('RedisStore on a real redis-server', () => {
+  test('every key the store creates carries a TTL within the idle window', async (t) => {
+    const idle = 5_000
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000, maxAttributesPerSession: 20 })
+    const client = inspector(t)
+    const sid = newSessionId()
+    const other = newSessionId()
+    const keysHaveTtl = async (expectedCount: number): Promise<void> => {
+      const keys = await client.keys(`${prefix}*`)
+      assert.equal(keys.length, expectedCount, `keys: ${keys.join(', ')}`)
+      for (const key of keys) {
+        const ttl = await client.pttl(key)
+        assert.ok(ttl > 0 && ttl <= idle, `${key} has PTTL ${ttl}`)
+      }
+    }
+    await store.write(sid, 'create', [
+      { name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } },
+      { name: 'b', value: { kind: 'cipher', cipher: 'C' }, expiry: { kind: 'keep' } }
+    ])
+    await store.write(other, 'set', [{ name: 'z', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    // sid: hash, expiry zset, deadline; other: hash and deadline (no expiry zset yet).
+    await keysHaveTtl(5)
+    await store.write(other, 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'set', ms: 30_000 } }])
+    await keysHaveTtl(6)
+    await store.write(other, 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'clear' } }])
+    await store.delete(sid, ['a'])
+    await store.get(sid, ['b'])
+    await store.names(other)
+    await keysHaveTtl(4)
+    await store.delete(sid, ['b'])
+    await store.delete(other, ['z'])
+    // Only the deadlines remain, still expiring.
+    await keysHaveTtl(2)
+    await assert.rejects(store.write(sid, 'update', [{ name: 'gone', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }]), PreconditionFailed)
+    await keysHaveTtl(2)
+  })
+
+  test('the keys of a session disappear from Redis once the session is idle', async (t) => {
+    const idle = 300
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
+    const client = inspector(t)
+    await store.write(newSessionId(), 'create', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
+    assert.equal((await client.keys(`${prefix}*`)).length, 3)
+    await sleep(idle + 200)
+    assert.deepEqual(await client.keys(`${prefix}*`), [])
+  })
+
+  test('all keys of one session share one hash tag and one cluster slot', async (t) => {
+    const { store, prefix } = await openStore(t, { maxAttributesPerSession: 20 })
+    const client = inspector(t)
+    const sessions = [newSessionId(), newSessionId(), newSessionId()]
+    for (const sid of sessions) {
+      await store.write(sid, 'create', [{ name: `{${sid}}:x`, value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
+    }
+    const keys = await client.keys(`${prefix}*`)
+    assert.equal(keys.length, 3 * sessions.length)
+    const slotOf = loadSlotOf()
+    if (slotOf === undefined) t.diagnostic('cluster-key-slot not importable: checking hash tags only')
+    for (const sid of sessions) {
+      const own = keys.filter((key) => key.startsWith(`${prefix}{${sid}}:`))
+      assert.equal(own.length, 3, `keys of ${sid}: ${own.join(', ')}`)
+      assert.deepEqual(own.sort(), store.keysOf(sid).sort())
+      for (const key of own) {
+        // The first {...} of the key is the hash tag Redis Cluster hashes.
+        assert.equal(/\{([^}]*)\}/.exec(key)?.[1], sid)
+      }
+      if (slotOf !== undefined) {
+        const slots = new Set(own.map(slotOf))
+        assert.equal(slots.size, 1, `${own.join(', ')} span slots ${[...slots].join(', ')}`)
+        assert.equal([...slots][0], slotOf(sid))
+      }
+    }
+  })
+
+  test('each store call is exactly one Redis command, and never SCAN or KEYS', async (t) => {
+    const { store } = await openStore(t, { maxAttributesPerSession: 20 })
+    const client = inspector(t)
+    const sid = newSessionId()
+    const item = (name: string, plain: string) => ({ name, value: { kind: 'plain' as const, plain }, expiry: { kind: 'set' as const, ms: 60_000 } })
+    // Warm-up: connect and send each script once (ioredis sends EVAL the first time on a
+    // connection, EVALSHA after).
+    await store.write(sid, 'set', [item('warm', '1')])
+    await store.get(sid, ['warm'])
+    await store.delete(sid, ['warm'])
+    const calls: Array<() => Promise<unknown>> = [
+      async () => await store.write(sid, 'create', [item('a', '1')]),
+      async () => await store.write(sid, 'set', [item('b', '2'), item('c', '3'), item('d', '4')]),
+      async () => await store.write(sid, 'set', Array.from({ length: 100 }, (_, index) => item(`n${index}`, String(index)))).catch(() => undefined),
+      async () => await store.write(sid, 'update', [item('a', '5')]),
+      async () => await store.write(sid, 'create', [item('a', '6')]).catch(() => undefined),
+      async () => await store.get(sid, ['a', 'b', 'missing']),
+      async () => await store.exists(sid, ['a', 'c']),
+      async () => await store.names(sid),
+      async () => await store.delete(sid, ['b', 'missing']),
+      async () => await store.delete(sid, ['a'], 99).catch(() => undefined),
+      async () => await store.get(newSessionId(), ['nothing'])
+    ]
+    const statsBefore = await commandCalls(client)
+    const stop = await recordClientCommands(t, client)
+    for (const call of calls) await call()
+    const sent = await stop()
+    assert.deepEqual(sent, calls.map(() => 'evalsha'))
+    // commandstats also counts what scripts run, so this covers SCAN/KEYS inside them too.
+    const statsAfter = await commandCalls(client)
+    for (const command of ['scan', 'keys', 'hscan', 'zscan', 'hgetall']) {
+      assert.equal((statsAfter.get(command) ?? 0) - (statsBefore.get(command) ?? 0), 0, `${command} was used`)
+    }
+  })
+
+  test('on a new connection a call is still one command (EVAL of the script)', async (t) => {
+    const { store } = await openStore(t)
+    const client = inspector(t)
+    await store.ping()
+    const stop = await recordClientCommands(t, client)
+    const sid = newSessionId()
+    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.get(sid, ['a'])
+    await store.get(sid, ['a'])
+    assert.deepEqual(await stop(), ['eval', 'eval', 'evalsha'])
+  })
+})
+
+describe('RedisStore when Redis goes away', () => {
+  const commandTimeout = 300
+  const options = { commandTimeoutMs: commandTimeout, connectTimeoutMs: commandTimeout }
+
+  async function timed (promise: Promise<unknown>): Promise<{ error: unknown, ms: number }> {
+    const start = performance.now()
+    try {
+      await promise
+      return { error: undefined, ms: performance.now() - start }
+    } catch (error) {
+      return { error, ms: performance.now() - start }
+    }
+  }
+
+  async function recovered (call: () => Promise<unknown>, withinMs: number): Promise<void> {
+    const deadline = Date.now() + withinMs
+    for (;;) {
+      try {
+        await call()
+        return
+      } catch (error) {
+        if (Date.now() > deadline) throw error
+        await sleep(100)
+      }
+    }
+  }
+
+  function assertUnavailable (t: TestContext, result: { error: unknown, ms: number }, label: string): void {
+    t.diagnostic(`${label}: failed after ${Math.round(result.ms)} ms`)
+    assert.ok(result.error instanceof StoreUnavailableError, `${label}: expected StoreUnavailableError, got ${String(result.error)}`)
+    assert.equal(result.error.code, 'E011003')
+    assert.equal(result.error.statusCode, 503)
+    // Twice the timeout would mean a call waited for another one's timeout before its own.
+    assert.ok(result.ms < commandTimeout + 250, `${label}: took ${Math.round(result.ms)} ms`)
+  }
+
+  test('a hung Redis fails calls within the command timeout; they work again when it resumes', async (t) => {
+    const { store } = await openStore(t, {}, options)
+    const sid = newSessionId()
+    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    redis.pause()
+    try {
+      assertUnavailable(t, await timed(store.get(sid, ['a'])), 'get')
+      assertUnavailable(t, await timed(store.write(sid, 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
+      assertUnavailable(t, await timed(store.ping()), 'ping')
+      const burst = await Promise.all(Array.from({ length: 10 }, async (_, index) => await timed(index % 2 === 0 ? store.get(sid, ['a']) : store.names(sid))))
+      burst.forEach((result, index) => { assertUnavailable(t, result, `parallel call ${index}`) })
+    } finally {
+      redis.resume()
+    }
+    await recovered(async () => await store.ping(), 5_000)
+    assert.equal((await store.get(sid, ['a']))[0]?.payload, '1')
+  })
+
+  test('a stopped Redis fails calls with E011003 quickly; the store recovers after a restart', async (t) => {
+    const { store } = await openStore(t, {}, options)
+    const sid = newSessionId()
+    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await redis.stop()
+    try {
+      assertUnavailable(t, await timed(store.get(sid, ['a'])), 'get')
+      assertUnavailable(t, await timed(store.write(sid, 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
+      assertUnavailable(t, await timed(store.delete(sid, ['a'])), 'delete')
+      assertUnavailable(t, await timed(store.names(sid)), 'names')
+      // Still failing fast after a while, not queueing behind reconnection attempts.
+      await sleep(1_000)
+      assertUnavailable(t, await timed(store.exists(sid, ['a'])), 'exists after 1 s')
+    } finally {
+      await redis.restart()
+    }
+    // The restarted server is empty and has no scripts cached: the store must load them again.
+    await recovered(async () => await store.names(sid), 5_000)
+    assert.deepEqual(await store.get(sid, ['a']), [null])
+    await store.write(sid, 'create', [{ name: 'a', value: { kind: 'plain', plain: '"back"' }, expiry: { kind: 'keep' } }])
+    assert.equal((await store.get(sid, ['a']))[0]?.payload, '"back"')
+  })
+})
