@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
+import { ConfigSchema, loadConfig } from '../src/config.ts'
+
+// Docker cannot run on the development machines, so the Dockerfile and docker-compose.yml are
+// checked by reading them: the essentials an operator relies on, and every name they share
+// with the code (paths, settings, the health route).
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const read = (path: string) => readFileSync(`${ROOT}${path}`, 'utf8')
+
+interface Instruction { keyword: string, args: string }
+interface Stage { from: string, name: string | undefined, instructions: Instruction[] }
+
+/** Dockerfile instructions grouped by stage, continuation lines joined, comments dropped. */
+function parseDockerfile (text: string): Stage[] {
+  const logical = text.replace(/\\\n/g, ' ').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
+  const stages: Stage[] = []
+  for (const line of logical) {
+    const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? []
+    if (keyword.toUpperCase() === 'FROM') {
+      const [, from = '', name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? []
+      stages.push({ from, name, instructions: [] })
+    } else {
+      assert.ok(stages.length > 0, `${keyword} before the first FROM`)
+      stages.at(-1)!.instructions.push({ keyword: keyword.toUpperCase(), args })
+    }
+  }
+  return stages
+}
+
+/** ENV in either form: `ENV A=1 B=2` or `ENV A 1`. */
+function envOf (stage: Stage): Map<string, string> {
+  const env = new Map<string, string>()
+  for (const { args } of stage.instructions.filter((i) => i.keyword === 'ENV')) {
+    if (!args.includes('=')) {
+      const [name, ...value] = args.split(/\s+/)
+      env.set(name!, value.join(' '))
+      continue
+    }
+    for (const match of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S*)/g)) env.set(match[1]!, match[2]!.replace(/^"|"$/g, ''))
+  }
+  return env
+}
+
+const jsonArgs = (args: string) => JSON.parse(args) as string[]
+
+const stages = parseDockerfile(read('Dockerfile'))
+const runtime = stages.at(-1)!
+const build = stages.find((stage) => stage.name !== undefined && stage !== runtime)
+
+const KNOWN_SETTINGS = new Set(Object.keys(ConfigSchema.properties))
+
+interface ComposeService {
+  build?: unknown
+  image?: string
+  environment?: Record<string, string | number | boolean | null> | string[]
+  ports?: Array<string | { target: number, published?: number | string }>
+  healthcheck?: { test?: string[] | string, interval?: string }
+  depends_on?: Record<string, { condition?: string }> | string[]
+}
+
+const compose = parse(read('docker-compose.yml')) as { services: Record<string, ComposeService> }
+
+function composeEnv (service: ComposeService): Record<string, string> {
+  const env = service.environment ?? {}
+  if (Array.isArray(env)) return Object.fromEntries(env.map((entry) => { const [name, ...value] = entry.split('='); return [name!, value.join('=')] }))
+  return Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value === null ? '' : String(value)]))
+}
+
+describe('Dockerfile', () => {
+  test('is multi-stage: a named build stage, and the runtime copies only its output', () => {
+    assert.ok(stages.length >= 2, `${stages.length} stages`)
+    assert.ok(build !== undefined, 'a named build stage')
+    assert.ok(build.instructions.some((i) => i.keyword === 'RUN' && /npm run build/.test(i.args)), 'the build stage runs npm run build')
+    const copiesFromBuild = runtime.instructions.filter((i) => i.keyword === 'COPY' && i.args.includes(`--from=${build.name}`))
+    assert.ok(copiesFromBuild.some((i) => /\/app\/dist\b/.test(i.args)), 'the runtime copies dist/ from the build stage')
+    assert.ok(runtime.instructions.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)), 'the runtime installs production dependencies only')
+  })
+
+  test('every base image is Node 20 (engines), pinned to a major', () => {
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node
+    assert.match(engines, /^>=20\./)
+    for (const stage of stages) assert.match(stage.from, /^node:20[-.]/, stage.from)
+  })
+
+  test('the build stage copies every folder the build compiles', () => {
+    const tsconfigBuild = JSON.parse(read('tsconfig.build.json')) as { include: string[] }
+    const folders = new Set(tsconfigBuild.include.map((pattern) => pattern.split('/')[0]!))
+    const copied = build!.instructions.filter((i) => i.keyword === 'COPY' && !i.args.includes('--from')).flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+    for (const folder of folders) assert.ok(copied.includes(folder), `COPY ${folder} (in tsconfig.build.json)`)
+    for (const source of copied) assert.ok(existsSync(`${ROOT}${source}`), `COPY source ${source} exists`)
+  })
+
+  test('runs in production mode as a non-root user', () => {
+    assert.equal(envOf(runtime).get('NODE_ENV'), 'production')
+    const users = runtime.instructions.filter((i) => i.keyword === 'USER')
+    assert.ok(users.length > 0, 'USER in the runtime stage')
+    const user = users.at(-1)!.args
+    assert.ok(!['root', '0', '0:0'].includes(user), `USER ${user}`)
+    for (const name of envOf(runtime).keys()) assert.ok(KNOWN_SETTINGS.has(name), `ENV ${name} is a setting of ConfigSchema`)
+  })
+
+  test('HEALTHCHECK asks /healthz on the configured port', () => {
+    const healthchecks = runtime.instructions.filter((i) => i.keyword === 'HEALTHCHECK')
+    assert.equal(healthchecks.length, 1)
+    const args = healthchecks[0]!.args
+    assert.match(args, /--interval=\d+s/)
+    assert.match(args, /--timeout=\d+s/)
+    const command = jsonArgs(args.slice(args.indexOf('CMD') + 3).trim())
+    assert.equal(command[0], 'node', 'no curl or wget in the slim image: node does the check')
+    assert.match(command.join(' '), /\/healthz/)
+    assert.match(command.join(' '), /process\.env\.PORT/)
+  })
+
+  test('EXPOSE and CMD: the port of the ENV, and node dist/src/server.js', () => {
+    const env = envOf(runtime)
+    const expose = runtime.instructions.find((i) => i.keyword === 'EXPOSE')
+    assert.equal(expose?.args, env.get('PORT'))
+    assert.equal(env.get('HOST'), '0.0.0.0', 'listens beyond the container\'s loopback')
+    const cmd = runtime.instructions.filter((i) => i.keyword === 'CMD').at(-1)
+    assert.deepEqual(jsonArgs(cmd!.args), ['node', 'dist/src/server.js'], 'exec form, so SIGTERM reaches node')
+    const buildConfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string } }
+    assert.equal(buildConfig.compilerOptions.outDir, 'dist')
+    assert.ok(existsSync(`${ROOT}src/server.ts`), 'dist/src/server.js is compiled from src/server.ts')
+  })
+
+  test('.dockerignore keeps local state and secrets out of the build context', () => {
+    const ignored = read('.dockerignore').split('\n').map((line) => line.trim())
+    for (const entry of ['node_modules', 'dist', '.dev', '.git']) assert.ok(ignored.includes(entry), entry)
+  })
+})
+
+describe('docker-compose.yml', () => {
+  const service = compose.services['sso-attrs']
+  const redis = compose.services.redis
+
+  test('runs the service, built from the Dockerfile, and Redis', () => {
+    assert.ok(service !== undefined, 'service sso-attrs')
+    assert.ok(service.build !== undefined, 'sso-attrs is built here')
+    assert.ok(redis !== undefined, 'service redis')
+    assert.match(redis.image ?? '', /^redis:7/, 'Redis 7 (the version the tests run)')
+  })
+
+  test('the service waits for a healthy Redis and points REDIS_URL at it', () => {
+    assert.deepEqual(service!.depends_on, { redis: { condition: 'service_healthy' } })
+    assert.ok(redis!.healthcheck?.test !== undefined, 'redis has a healthcheck')
+    assert.match(composeEnv(service!).REDIS_URL ?? '', /^redis:\/\/redis:6379/)
+  })
+
+  test('publishes the port the service listens on', () => {
+    const env = composeEnv(service!)
+    const ports = (service!.ports ?? []).map(String)
+    assert.ok(ports.some((port) => port.endsWith(`:${env.PORT}`)), `ports ${ports.join(', ')} include the container port ${env.PORT}`)
+  })
+
+  test('has a healthcheck on /healthz at that port', () => {
+    const check = service!.healthcheck
+    assert.ok(Array.isArray(check?.test), 'exec-form healthcheck')
+    assert.equal(check.test[0], 'CMD')
+    assert.match(check.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${composeEnv(service!).PORT}/healthz`))
+  })
+
+  test('every environment variable it sets is a setting of ConfigSchema', () => {
+    const names = Object.keys(composeEnv(service!))
+    assert.ok(names.length > 0)
+    const unknown = names.filter((name) => !KNOWN_SETTINGS.has(name))
+    assert.deepEqual(unknown, [], 'names the service would ignore')
+  })
+
+  test('is a valid production configuration once the required values are filled in', () => {
+    const env = composeEnv(service!)
+    assert.equal(env.NODE_ENV, 'production')
+    const required = Object.entries(env).filter(([, value]) => /^\$\{\w+:\?/.test(value)).map(([name]) => name)
+    assert.deepEqual(required.sort(), ['SSO_APPS', 'SSO_ENCRYPTION_KEYS', 'SSO_ISSUER', 'SSO_JWKS_URL'], 'compose refuses to start without these')
+    const filled: Record<string, string> = {
+      ...env,
+      SSO_ISSUER: 'https://idp.example.com/realms/main',
+      SSO_JWKS_URL: 'https://idp.example.com/realms/main/protocol/openid-connect/certs',
+      SSO_APPS: 'CRM,Portal',
+      SSO_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64url')}`
+    }
+    assert.doesNotThrow(() => loadConfig(filled))
+  })
+})
