@@ -1,8 +1,26 @@
-import swagger from '@fastify/swagger'
+import swagger, { type SwaggerTransformObject } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 
 export const API_VERSION = '1.0.0'
+
+interface OperationObject { requestBody?: { required?: boolean } }
+
+/**
+ * GET and DELETE take their inputs from the query string, or from a JSON body as Zato clients
+ * send them; no body counts as an empty one (routes/session-attr.ts). @fastify/swagger marks
+ * every body schema required, which would make generated clients send one.
+ */
+export const optionalReadBodies: SwaggerTransformObject = (document) => {
+  if (!('openapiObject' in document)) return document.swaggerObject
+  for (const item of Object.values(document.openapiObject.paths ?? {})) {
+    for (const method of ['get', 'delete'] as const) {
+      const operation = (item as Record<string, OperationObject | undefined> | undefined)?.[method]
+      if (operation?.requestBody !== undefined) operation.requestBody.required = false
+    }
+  }
+  return document.openapiObject
+}
 
 export default fp(async (fastify) => {
   await fastify.register(swagger, {
@@ -24,7 +42,8 @@ export default fp(async (fastify) => {
         }
       }
     },
-    hideUntagged: true
+    hideUntagged: true,
+    transformObject: optionalReadBodies
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { tryItOutEnabled: false } })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
