@@ -9,6 +9,7 @@ import { AppError, invalidInput, missingInput } from '../src/errors.ts'
 export type Fields = Record<string, unknown>
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
+const BEARER = /^Bearer +([^ ]+) *$/i
 
 /**
  * Fastify's JSON parser behind a strict UTF-8 decoding: invalid bytes are refused rather than
@@ -38,7 +39,7 @@ export function mergedFields (request: FastifyRequest): Fields {
   }
   const authorization = request.headers.authorization
   if (authorization !== undefined) {
-    const match = /^Bearer +([^ ]+) *$/i.exec(authorization)
+    const match = BEARER.exec(authorization)
     if (match === null) throw new AppError('E007001', 'Authorization must be "Bearer <ust>"')
     if (fields.current_ust !== undefined && fields.current_ust !== match[1]) {
       throw invalidInput('/current_ust', 'Differs from the bearer token; give the UST once')

@@ -62,8 +62,9 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
 
   // GET and DELETE may come with no body at all: treat that as an empty one, so the body
   // schema (which allows every field to be absent) validates it.
-  fastify.addHook('preValidation', async (request) => {
+  fastify.addHook('preValidation', (request, _reply, done) => {
     if (request.body === undefined || request.body === null) request.body = {}
+    done()
   })
 
   async function authorized (request: FastifyRequest) {

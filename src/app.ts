@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -13,6 +12,7 @@ import { strictJsonParser } from '../routes/request-input.ts'
 import sessionAttrRoutes from '../routes/session-attr.ts'
 import type { Config } from './config.ts'
 import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from './errors.ts'
+import { randomHex } from './random-pool.ts'
 import { resolveSettings, type Settings } from './settings.ts'
 import type { Store } from './store/types.ts'
 
@@ -89,7 +89,7 @@ const FASTIFY_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'E008003'
 }
 
-const newCid = () => randomBytes(12).toString('hex')
+const newCid = () => randomHex(12)
 
 /** Requests Node's HTTP parser refuses (oversized headers, malformed HTTP) never reach Fastify; they get an envelope all the same. */
 function clientErrorHandler (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
@@ -139,10 +139,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictJsonParser(app))
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema))
 
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook, not an async one: no promise per response.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-cid', request.id)
     reply.header('cache-control', 'no-store')
     reply.header('x-content-type-options', 'nosniff')
+    done(null, payload)
   })
 
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {

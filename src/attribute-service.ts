@@ -57,6 +57,7 @@ export const MAX_VALUE_DEPTH = 100
 
 /** Whether a parsed JSON value nests more than `max` arrays/objects, checked without recursion. */
 function nestedDeeperThan (value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return false
   const pending: Array<[unknown, number]> = [[value, 0]]
   while (pending.length > 0) {
     const [node, depth] = pending.pop()!
@@ -67,8 +68,31 @@ function nestedDeeperThan (value: unknown, max: number): boolean {
   return false
 }
 
+// Every view formats three times: Date#toISOString costs ~0.7 us each, a batch of 20 pays about 40.
+// The date part is the same for nearly every timestamp, so only it goes through Date, once a day.
+const TWO_DIGITS = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'))
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'))
+const DAY_MS = 86_400_000
+const YEAR_10000_MS = 253_402_300_800_000
+let cachedDay = Number.NaN
+let cachedDayPrefix = ''
+
+/** `new Date(ms).toISOString()`, faster. */
 export function isoTime (ms: number): string {
-  return new Date(ms).toISOString()
+  if (!Number.isInteger(ms) || ms < 0 || ms >= YEAR_10000_MS) return new Date(ms).toISOString()
+  const day = Math.floor(ms / DAY_MS)
+  if (day !== cachedDay) {
+    cachedDayPrefix = new Date(day * DAY_MS).toISOString().slice(0, 11)
+    cachedDay = day
+  }
+  let rest = ms - day * DAY_MS
+  const millis = rest % 1000
+  rest = (rest - millis) / 1000
+  const seconds = rest % 60
+  rest = (rest - seconds) / 60
+  const minutes = rest % 60
+  const hours = (rest - minutes) / 60
+  return `${cachedDayPrefix}${TWO_DIGITS[hours]!}:${TWO_DIGITS[minutes]!}:${TWO_DIGITS[seconds]!}.${THREE_DIGITS[millis]!}Z`
 }
 
 /** Attribute operations on one session: validation, encryption and mapping to the store. */

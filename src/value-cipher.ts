@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { AppError } from './errors.ts'
 import type { EncryptionKey } from './config.ts'
+import { randomBytesPooled } from './random-pool.ts'
 
 // AES-256-GCM through node:crypto directly: a compact JWE costs about 7x the CPU for the
 // same guarantees here (see docs/DECISIONS.md). Stored form, all parts base64url:
@@ -26,7 +27,7 @@ export class ValueCipher {
   }
 
   encrypt (plaintext: string, binding: string): string {
-    const iv = randomBytes(IV_BYTES)
+    const iv = randomBytesPooled(IV_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.#active.key, iv)
     cipher.setAAD(Buffer.from(binding, 'utf8'))
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
