@@ -22,7 +22,8 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     rolesClaim: config.SSO_ROLES_CLAIM,
     superUserRole: config.SSO_SUPERUSER_ROLE,
     clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE,
-    cacheSize: config.SSO_TOKEN_CACHE_SIZE
+    cacheSize: config.SSO_TOKEN_CACHE_SIZE,
+    onCacheLookup: fastify.metrics?.tokenCacheLookup
   })
   fastify.decorate('access', new AccessPolicy(verifier, settings.apps))
   fastify.decorate('attributes', new AttributeService(fastify.store, new ValueCipher(settings.encryptionKeys), {

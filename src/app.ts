@@ -5,6 +5,7 @@ import { Ajv, type Options as AjvOptions } from 'ajv'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import attributesPlugin from '../plugins/attributes.ts'
+import metricsPlugin from '../plugins/metrics.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
 import healthRoutes from '../routes/health.ts'
@@ -200,6 +201,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
   await app.register(swaggerPlugin)
   await app.register(storePlugin, { settings, store: options.store })
+  await app.register(metricsPlugin, { settings })
   await app.register(attributesPlugin, { settings })
   await app.register(healthRoutes)
   await app.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[0], zatoCompat: false })

@@ -11,6 +11,8 @@ export const ConfigSchema = Type.Object({
     Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
     Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')
   ], { default: 'info', description: 'pino log level.' }),
+  METRICS_ENABLED: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at `GET /metrics`.' }),
+  METRICS_PORT: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'Serve `/metrics` on this port (on `HOST`) instead of the API port; 0: on the API port.' }),
   SSO_STORE: Type.Union([Type.Literal('auto'), Type.Literal('redis'), Type.Literal('memory')], {
     default: 'auto',
     description: '`redis`, `memory` (embedded, development only) or `auto`: Redis when `REDIS_URL` is set, else memory.'

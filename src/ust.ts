@@ -36,6 +36,8 @@ export interface UstVerifierOptions {
   clockToleranceSeconds: number
   cacheSize: number
   now?: () => number
+  /** Told of each token-cache lookup: hit, or miss (then the token is verified). Not called with the cache off. */
+  onCacheLookup?: ((hit: boolean) => void) | undefined
 }
 
 export interface UstVerifier {
@@ -135,7 +137,9 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     async verify (token: string): Promise<Identity> {
       if (token.length === 0 || token.length > MAX_UST_LENGTH) throw new AppError('E007001')
       const cached = cache?.get(token)
-      if (cached !== undefined && cached.expiresAt > now()) return cached
+      const hit = cached !== undefined && cached.expiresAt > now()
+      if (cache !== undefined) options.onCacheLookup?.(hit)
+      if (hit) return cached
       const identity = await verifyUncached(token)
       cache?.set(token, identity, { ttl: Math.max(1, identity.expiresAt - now()) })
       return identity

@@ -1,0 +1,164 @@
+import { performance } from 'node:perf_hooks'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { ERROR_CATALOG, isAppError } from './errors.ts'
+import { StaleReadError, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
+
+// The service's Prometheus metrics. Every label takes its values from a closed set (operation
+// ids, HTTP statuses, catalog codes, configured apps, store method names): never an attribute
+// name, a token, a session or user id, or anything else a client chooses.
+
+/** `app` label of a request with no `current_app`, and of one whose app is not configured. */
+export const NO_APP = 'none'
+export const OTHER_APP = 'other'
+/** `sub_status` label of a response that is not an error envelope. */
+export const NO_SUB_STATUS = 'none'
+
+export interface RequestSample {
+  operation: string
+  status: number
+  /** The response body of an error (only its sub_status code is read), else undefined. */
+  errorBody?: string | undefined
+  app: unknown
+  seconds: number
+}
+
+const SUB_STATUS = /"sub_status":\["(E\d{6})"/
+
+export class ServiceMetrics {
+  readonly registry = new Registry()
+  readonly #apps: ReadonlySet<string>
+  readonly #requests = new Counter({
+    name: 'sso_attrs_http_requests_total',
+    help: 'HTTP requests answered, by operation id, HTTP status, first sub_status code and current_app.',
+    labelNames: ['operation', 'status', 'sub_status', 'app'] as const,
+    registers: [this.registry]
+  })
+
+  readonly #requestSeconds = new Histogram({
+    name: 'sso_attrs_http_request_duration_seconds',
+    help: 'Time from receiving a request to sending its response, by operation id and HTTP status.',
+    labelNames: ['operation', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry]
+  })
+
+  readonly #storeSeconds = new Histogram({
+    name: 'sso_attrs_store_command_duration_seconds',
+    help: 'Duration of store calls (one Lua script or command per call on Redis), by store, call and outcome (ok, refused: a precondition or ended session, error: store failure).',
+    labelNames: ['store', 'command', 'outcome'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry]
+  })
+
+  readonly #tokenCache = new Counter({
+    name: 'sso_attrs_token_cache_lookups_total',
+    help: 'Lookups of verified USTs in the token cache: hit, or miss (the signature is then verified).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly #written = new Counter({
+    name: 'sso_attrs_attributes_written_total',
+    help: 'Attributes written (created, updated or set) by successful store writes.',
+    registers: [this.registry]
+  })
+
+  readonly #encrypted = new Counter({
+    name: 'sso_attrs_attributes_encrypted_total',
+    help: 'Attributes written as ciphertext on request (encrypt: true, or a rekey); a write that keeps an existing attribute encrypted is counted as written only.',
+    registers: [this.registry]
+  })
+
+  readonly #expiring = new Counter({
+    name: 'sso_attrs_attributes_expiring_total',
+    help: 'Attributes written with an expiry time. The stores purge expired attributes lazily and do not report them: each of these expires unless rewritten or deleted first.',
+    registers: [this.registry]
+  })
+
+  constructor (apps: readonly string[], options: { defaultMetrics?: boolean } = {}) {
+    this.#apps = new Set(apps)
+    this.#tokenCache.inc({ result: 'hit' }, 0)
+    this.#tokenCache.inc({ result: 'miss' }, 0)
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+  }
+
+  appLabel (app: unknown): string {
+    if (app === undefined || app === null) return NO_APP
+    return typeof app === 'string' && this.#apps.has(app) ? app : OTHER_APP
+  }
+
+  observeRequest (sample: RequestSample): void {
+    const status = String(sample.status)
+    let subStatus = NO_SUB_STATUS
+    if (sample.errorBody !== undefined) {
+      const code = SUB_STATUS.exec(sample.errorBody)?.[1]
+      subStatus = code !== undefined && code in ERROR_CATALOG ? code : 'other'
+    }
+    this.#requests.inc({ operation: sample.operation, status, sub_status: subStatus, app: this.appLabel(sample.app) })
+    this.#requestSeconds.observe({ operation: sample.operation, status }, sample.seconds)
+  }
+
+  /** For the UST verifier's onCacheLookup option. */
+  readonly tokenCacheLookup = (hit: boolean): void => {
+    this.#tokenCache.inc({ result: hit ? 'hit' : 'miss' })
+  }
+
+  /**
+   * Times every asynchronous method of the store, in place (the attribute service and the
+   * routes keep the same object), and counts the attributes its writes store.
+   */
+  instrumentStore<S extends Store> (store: S): S {
+    const target = store as unknown as Record<string, unknown> // methods are replaced by name
+    for (const command of methodNames(store)) {
+      if (command === 'close') continue
+      const method = target[command] as (...args: unknown[]) => unknown
+      const labels = { store: store.kind, command }
+      target[command] = (...args: unknown[]): unknown => {
+        const started = performance.now()
+        const result = method.apply(store, args)
+        if (!(result instanceof Promise)) return result
+        return result.then((value: unknown) => {
+          this.#storeSeconds.observe({ ...labels, outcome: 'ok' }, (performance.now() - started) / 1000)
+          if (command === 'write') this.#countWrite(args[2] as WriteItem[], value as WriteOutcome[])
+          return value
+        }, (error: unknown) => {
+          this.#storeSeconds.observe({ ...labels, outcome: isRefusal(error) ? 'refused' : 'error' }, (performance.now() - started) / 1000)
+          throw error
+        })
+      }
+    }
+    return store
+  }
+
+  #countWrite (items: WriteItem[], outcomes: WriteOutcome[]): void {
+    this.#written.inc(outcomes.length)
+    const encrypted = items.filter((item) => item.value.kind === 'cipher').length
+    if (encrypted > 0) this.#encrypted.inc(encrypted)
+    const expiring = outcomes.filter((outcome) => outcome.expiresAt !== null).length
+    if (expiring > 0) this.#expiring.inc(expiring)
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+
+  async render (): Promise<string> {
+    return await this.registry.metrics()
+  }
+}
+
+/** A refusal is the store's answer about the data (precondition, ended session), not a failure of the store. */
+function isRefusal (error: unknown): boolean {
+  return error instanceof StaleReadError || (isAppError(error) && error.statusCode < 500)
+}
+
+/** Method names of an object and its class chain (private #methods are not visible, and not wrapped). */
+function methodNames (instance: object): string[] {
+  const names = new Set<string>()
+  for (let level: object | null = instance; level !== null && level !== Object.prototype; level = Object.getPrototypeOf(level) as object | null) {
+    for (const name of Object.getOwnPropertyNames(level)) {
+      if (name !== 'constructor' && typeof Object.getOwnPropertyDescriptor(level, name)?.value === 'function') names.add(name)
+    }
+  }
+  return [...names]
+}
