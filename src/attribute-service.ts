@@ -1,7 +1,7 @@
 import { AppError, invalidInput, limitExceeded, missingInput, type ErrorDetail } from './errors.ts'
 import type { ValueCipher } from './value-cipher.ts'
 import {
-  PreconditionFailed, StaleReadError,
+  CipherNeededError, PreconditionFailed, StaleReadError,
   type ExpiryWrite, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
 } from './store/types.ts'
 
@@ -155,6 +155,10 @@ export class AttributeService {
           expiration_time: outcome.expiresAt === null ? null : isoTime(outcome.expiresAt)
         }))
       } catch (error) {
+        if (error instanceof CipherNeededError && attempt < READ_MODIFY_WRITE_ATTEMPTS) {
+          this.#encryptInherited(sessionId, specs, plans)
+          continue
+        }
         if (error instanceof StaleReadError && attempt < READ_MODIFY_WRITE_ATTEMPTS) continue
         if (error instanceof StaleReadError) throw new AppError('E011005', 'Attribute changed concurrently; retry')
         throw withPaths(error, specs.map((spec) => ({ path: `${spec.path}/name`, name: spec.name })))
@@ -177,9 +181,18 @@ export class AttributeService {
     const plain = this.#serialize(spec)
     if (spec.encrypt === true) return { value: { kind: 'cipher', cipher: this.#cipher.encrypt(plain, this.#binding(sessionId, spec.name)) }, expiry }
     if (spec.encrypt === false || mode === 'create') return { value: { kind: 'plain', plain }, expiry }
-    // Encryption state not given on update/set: send both forms and let the store keep the
-    // stored state, so one round trip never writes a secret in clear.
-    return { value: { kind: 'inherit', plain, cipher: this.#cipher.encrypt(plain, this.#binding(sessionId, spec.name)) }, expiry }
+    // Encryption state not given on update/set: the store keeps the stored state. Sent in
+    // clear only; the store refuses it if a stored value is encrypted, and the retry carries
+    // the ciphertext too. Encrypting up front would cost every plain write (~6 us a value).
+    return { value: { kind: 'inherit', plain }, expiry }
+  }
+
+  #encryptInherited (sessionId: string, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined }>): void {
+    plans.forEach((plan, index) => {
+      if (plan.value?.kind === 'inherit' && plan.value.cipher === undefined) {
+        plan.value = { ...plan.value, cipher: this.#cipher.encrypt(plan.value.plain, this.#binding(sessionId, specs[index]!.name)) }
+      }
+    })
   }
 
   /** Turns encrypt toggles without a value into concrete writes guarded by the version read. */

@@ -1,5 +1,5 @@
 import {
-  PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // The embedded store for development: the same semantics as the Redis scripts, step for
@@ -59,7 +59,7 @@ export class MemoryStore implements Store {
     const now = this.#now()
     const session = this.#live(sessionId, now)
     const current = items.map((item) => session?.attributes.get(item.name))
-    const failures = { E009001: [] as string[], E009002: [] as string[], E011005: [] as string[], STALE: [] as string[] }
+    const failures = { E009001: [] as string[], E009002: [] as string[], E011005: [] as string[], STALE: [] as string[], CIPHER: [] as string[] }
     let fresh = 0
     items.forEach((item, index) => {
       const cur = current[index]
@@ -71,11 +71,13 @@ export class MemoryStore implements Store {
       }
       if (item.ifVersion !== undefined && cur?.version !== item.ifVersion) failures.E011005.push(item.name)
       if (item.expectVersion !== undefined && cur?.version !== item.expectVersion) failures.STALE.push(item.name)
+      if (item.value.kind === 'inherit' && item.value.cipher === undefined && cur?.encrypted === true) failures.CIPHER.push(item.name)
     })
     if (failures.E009001.length > 0) throw new PreconditionFailed('E009001', failures.E009001)
     if (failures.E009002.length > 0) throw new PreconditionFailed('E009002', failures.E009002)
     if (failures.E011005.length > 0) throw new PreconditionFailed('E011005', failures.E011005)
     if (failures.STALE.length > 0) throw new StaleReadError()
+    if (failures.CIPHER.length > 0) throw new CipherNeededError()
     if (fresh > 0 && (session?.attributes.size ?? 0) + fresh > this.#limits.maxAttributesPerSession) {
       throw new PreconditionFailed('E011001', [])
     }
@@ -97,7 +99,7 @@ export class MemoryStore implements Store {
         payload = value.plain
         encrypted = false
       } else {
-        payload = value.cipher
+        payload = value.cipher! // an inherit without it on an encrypted attribute was refused above
         encrypted = true
       }
       let expiresAt: number | null = null

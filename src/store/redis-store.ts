@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.ts'
 import {
-  PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // Key layout (docs/KEYS.md): every key of a session shares the hash tag {<session id>}, so a
@@ -145,7 +145,7 @@ export class RedisStore implements Store {
         item.name,
         value.kind === 'plain' ? 'P' : value.kind === 'cipher' ? 'C' : value.kind === 'inherit' ? 'I' : 'K',
         value.kind === 'plain' || value.kind === 'inherit' ? value.plain : '',
-        value.kind === 'cipher' || value.kind === 'inherit' ? value.cipher : '',
+        value.kind === 'cipher' || value.kind === 'inherit' ? value.cipher ?? '' : '',
         item.expiry.kind === 'keep' ? 'K' : item.expiry.kind === 'clear' ? 'C' : 'S',
         item.expiry.kind === 'set' ? item.expiry.ms : 0,
         item.ifVersion ?? '',
@@ -202,6 +202,7 @@ export class RedisStore implements Store {
 /** The error a store raises for a failed precondition, naming the attributes concerned. */
 export function storeFailure (code: string, names: string[]): Error {
   if (code === 'STALE') return new StaleReadError()
+  if (code === 'CIPHER') return new CipherNeededError()
   if (code === 'E009001' || code === 'E009002' || code === 'E011005' || code === 'E011001') return new PreconditionFailed(code, names)
   return new Error(`unexpected store reply ${code}`)
 }

@@ -21,13 +21,15 @@ export interface StoredAttribute {
  * - `plain`: the JSON text, stored in clear;
  * - `cipher`: the ciphertext, stored encrypted;
  * - `inherit`: both forms; the store keeps the existing attribute's encryption state
- *   (clear for a new attribute), so a secret is never silently written in clear;
+ *   (clear for a new attribute), so a secret is never silently written in clear. Without
+ *   `cipher` the store writes nothing and throws `CipherNeededError` when an existing
+ *   attribute is encrypted (so the caller encrypts only when it has to);
  * - `keep`: leave the stored value as it is (update of expiry only).
  */
 export type ValueWrite =
   | { kind: 'plain', plain: string }
   | { kind: 'cipher', cipher: string }
-  | { kind: 'inherit', plain: string, cipher: string }
+  | { kind: 'inherit', plain: string, cipher?: string | undefined }
   | { kind: 'keep' }
 
 /** `keep`: existing expiry (none for a new attribute); `clear`: none; `set`: ms from now. */
@@ -83,6 +85,14 @@ export class StaleReadError extends Error {
   constructor () {
     super('attribute changed between read and write')
     this.name = 'StaleReadError'
+  }
+}
+
+/** An `inherit` write without ciphertext met an encrypted attribute: retry with ciphertext. */
+export class CipherNeededError extends Error {
+  constructor () {
+    super('an inherit write needs the ciphertext')
+    this.name = 'CipherNeededError'
   }
 }
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  PreconditionFailed, StaleReadError, type ExpiryWrite, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
+  CipherNeededError, PreconditionFailed, StaleReadError, type ExpiryWrite, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
 } from '../../src/store/types.ts'
 
 // The one contract both stores must meet (src/store/types.ts), run once per store by
@@ -281,6 +281,20 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         await store.write(sid, 'update', [item('secret', { kind: 'inherit', plain: '2', cipher: 'C2' })])
         const rewritten = await mustGet(store, sid, 'secret')
         assert.deepEqual([rewritten.payload, rewritten.encrypted], ['C2', true])
+      })
+
+      test('inherit without cipher writes clear and new attributes, and refuses the whole write on an encrypted one', async (t) => {
+        const store = await open(t)
+        const sid = newSessionId()
+        await store.write(sid, 'create', [item('secret', { kind: 'cipher', cipher: 'C0' }), item('clear', plain(0))])
+        await store.write(sid, 'set', [item('clear', { kind: 'inherit', plain: '1' }), item('fresh', { kind: 'inherit', plain: '1' })])
+        const [clear, fresh] = await store.get(sid, ['clear', 'fresh'])
+        assert.deepEqual([clear?.payload, clear?.encrypted, clear?.version], ['1', false, 2])
+        assert.deepEqual([fresh?.payload, fresh?.encrypted, fresh?.version], ['1', false, 1])
+        await assert.rejects(store.write(sid, 'set', [item('clear', { kind: 'inherit', plain: '2' }), item('secret', { kind: 'inherit', plain: '2' })]), CipherNeededError)
+        const [secret, unchanged] = await store.get(sid, ['secret', 'clear'])
+        assert.deepEqual([secret?.payload, secret?.encrypted, secret?.version], ['C0', true, 1])
+        assert.deepEqual([unchanged?.payload, unchanged?.version], ['1', 2])
       })
 
       test('keep leaves payload and encryption flag as they are and may change the expiry', async (t) => {

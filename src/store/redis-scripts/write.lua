@@ -7,7 +7,8 @@
 --   if_version ('' = none), expect_version ('' = none)
 -- Returns {'OK', version, expires_at (-1 = none), ...} or {code, name, ...} on failure:
 --   E009001 exists (create), E009002 missing (update), E011005 if_version mismatch,
---   STALE expect_version mismatch, E011001 too many attributes.
+--   STALE expect_version mismatch, CIPHER inherit without ciphertext on an encrypted
+--   attribute (the caller retries with it), E011001 too many attributes.
 -- Record format: version:created_ms:modified_ms:expires_ms(or empty):e|p:payload
 local mode = ARGV[1]
 local idle_ms, max_ms, max_attrs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -22,7 +23,7 @@ end
 local count = (#ARGV - 4) / 8
 local current = {}
 local fresh = 0
-local present, missing, conflicts, stale = {}, {}, {}, {}
+local present, missing, conflicts, stale, sealed = {}, {}, {}, {}, {}
 for i = 0, count - 1 do
   local base = 5 + i * 8
   local name = ARGV[base]
@@ -38,11 +39,13 @@ for i = 0, count - 1 do
   local if_version, expect_version = ARGV[base + 6], ARGV[base + 7]
   if if_version ~= '' and (not cur or cur.version ~= tonumber(if_version)) then conflicts[#conflicts + 1] = name end
   if expect_version ~= '' and (not cur or cur.version ~= tonumber(expect_version)) then stale[#stale + 1] = name end
+  if ARGV[base + 1] == 'I' and ARGV[base + 3] == '' and cur and cur.flag == 'e' then sealed[#sealed + 1] = name end
 end
 if #present > 0 then return { 'E009001', unpack(present) } end
 if #missing > 0 then return { 'E009002', unpack(missing) } end
 if #conflicts > 0 then return { 'E011005', unpack(conflicts) } end
 if #stale > 0 then return { 'STALE', unpack(stale) } end
+if #sealed > 0 then return { 'CIPHER', unpack(sealed) } end
 if fresh > 0 and redis.call('HLEN', attrs) + fresh > max_attrs then return { 'E011001' } end
 
 local deadline = tonumber(redis.call('GET', meta))
