@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp, loggerOptions } from './app.ts'
-import { ConfigError, isProduction, loadConfig } from './config.ts'
+import { ConfigError, loadConfig } from './config.ts'
+import { prettyTransport } from './pretty-logs.ts'
 
 let config
 try {
@@ -11,14 +12,9 @@ try {
   process.exit(78) // EX_CONFIG
 }
 
-// Pretty logs for a person at a terminal in development; JSON everywhere else, so that log
-// shippers parse every line.
-const pretty = process.stdout.isTTY && !isProduction(config)
+const transport = prettyTransport(config, process.stdout.isTTY === true)
 const app = await buildApp(config, {
-  logger: {
-    ...loggerOptions(config),
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})
-  }
+  logger: { ...loggerOptions(config), ...(transport !== undefined ? { transport } : {}) }
 })
 
 // Bounded server timeouts: a slow client cannot hold a connection forever.

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { ConfigSchema, loadConfig } from '../src/config.ts'
+import { freePort } from './fixtures/redis.ts'
+import { build as buildService } from './helper.ts'
 
 // Docker cannot run on the development machines, so the Dockerfile and docker-compose.yml are
 // checked by reading them: the essentials an operator relies on, and every name they share
@@ -47,6 +51,31 @@ function envOf (stage: Stage): Map<string, string> {
 }
 
 const jsonArgs = (args: string) => JSON.parse(args) as string[]
+
+/** Runs a `node -e` health check the way Docker would, with PORT set; resolves to its exit code. */
+async function runCheck (command: string[], port: number): Promise<number> {
+  assert.equal(command[0], 'node')
+  return await new Promise((resolve) => {
+    execFile(process.execPath, command.slice(1), { env: { PATH: process.env.PATH, PORT: String(port) }, timeout: 20_000 }, (error) => {
+      resolve(error === null ? 0 : typeof error.code === 'number' ? error.code : -1)
+    })
+  })
+}
+
+/** The health check commands agree with a real service: 0 while it answers /healthz, 1 once nothing listens. */
+async function checkAgainstService (command: (port: number) => string[]): Promise<void> {
+  const app = await buildService(undefined)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  try {
+    assert.equal(await runCheck(command(port), port), 0, 'healthy service')
+  } finally {
+    await app.close()
+  }
+  assert.equal(await runCheck(command(port), port), 1, 'nothing listening')
+  const idle = await freePort()
+  assert.equal(await runCheck(command(idle), idle), 1, 'nothing listening on another port')
+}
 
 const stages = parseDockerfile(read('Dockerfile'))
 const runtime = stages.at(-1)!
@@ -116,6 +145,12 @@ describe('Dockerfile', () => {
     assert.match(command.join(' '), /process\.env\.PORT/)
   })
 
+  test('the HEALTHCHECK command succeeds against a running service and fails when it is down', { timeout: 60_000 }, async () => {
+    const args = runtime.instructions.find((i) => i.keyword === 'HEALTHCHECK')!.args
+    const command = jsonArgs(args.slice(args.indexOf('CMD') + 3).trim())
+    await checkAgainstService(() => command)
+  })
+
   test('EXPOSE and CMD: the port of the ENV, and node dist/src/server.js', () => {
     const env = envOf(runtime)
     const expose = runtime.instructions.find((i) => i.keyword === 'EXPOSE')
@@ -126,6 +161,28 @@ describe('Dockerfile', () => {
     const buildConfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string } }
     assert.equal(buildConfig.compilerOptions.outDir, 'dist')
     assert.ok(existsSync(`${ROOT}src/server.ts`), 'dist/src/server.js is compiled from src/server.ts')
+  })
+
+  test('everything the image runs imports only production dependencies (npm ci --omit=dev)', () => {
+    const { dependencies } = JSON.parse(read('package.json')) as { dependencies: Record<string, string> }
+    const sources = ['src', 'plugins', 'routes'].flatMap((folder) => readdirSync(`${ROOT}${folder}`, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts')).map((file) => `${folder}/${file}`))
+    assert.ok(sources.includes('src/server.ts') && sources.includes('src/cli.ts'))
+    const missing = new Set<string>()
+    for (const source of sources) {
+      // Type-only imports are erased by the compiler; everything else is loaded at run time.
+      for (const [, typeOnly, specifier] of read(source).matchAll(/^\s*(?:import|export)\s+(type\s+)?(?:[^;'"]*?\sfrom\s+)?'([^']+)'/gm)) {
+        if (typeOnly !== undefined || specifier!.startsWith('.') || specifier!.startsWith('node:')) continue
+        const name = specifier!.startsWith('@') ? specifier!.split('/').slice(0, 2).join('/') : specifier!.split('/')[0]!
+        if (!(name in dependencies)) missing.add(`${name} (${source})`)
+      }
+      for (const [, specifier] of read(source).matchAll(/\bimport\('([^.'][^']*)'\)/g)) {
+        if (!specifier!.startsWith('node:') && !(specifier! in dependencies)) missing.add(`${specifier} (${source})`)
+      }
+    }
+    assert.deepEqual([...missing], [], 'imported at run time but not in dependencies')
+    // pino loads its transport by name: pino-pretty (a dev dependency) only where it resolves.
+    assert.match(read('src/pretty-logs.ts'), /isInstalled\('pino-pretty'\)/)
   })
 
   test('.dockerignore keeps local state and secrets out of the build context', () => {
@@ -162,6 +219,14 @@ describe('docker-compose.yml', () => {
     assert.ok(Array.isArray(check?.test), 'exec-form healthcheck')
     assert.equal(check.test[0], 'CMD')
     assert.match(check.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${composeEnv(service!).PORT}/healthz`))
+  })
+
+  test('the healthcheck command succeeds against a running service and fails when it is down', { timeout: 60_000 }, async () => {
+    const [kind, ...command] = service!.healthcheck!.test as string[]
+    assert.equal(kind, 'CMD')
+    const port = composeEnv(service!).PORT!
+    // The compose check names the container port; here the service listens on a free one.
+    await checkAgainstService((actual) => command.map((part) => part.replaceAll(`:${port}/`, `:${actual}/`)))
   })
 
   test('every environment variable it sets is a setting of ConfigSchema', () => {
