@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { ERROR_CATALOG, isAppError } from './errors.ts'
-import { StaleReadError, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
+import { CipherNeededError, StaleReadError, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
 
 // The service's Prometheus metrics. Every label takes its values from a closed set (operation
 // ids, HTTP statuses, catalog codes, configured apps, store method names): never an attribute
@@ -147,9 +147,9 @@ export class ServiceMetrics {
   }
 }
 
-/** A refusal is the store's answer about the data (precondition, ended session), not a failure of the store. */
+/** A refusal is the store's answer about the data (precondition, ended session, a retry the service handles), not a failure of the store. */
 function isRefusal (error: unknown): boolean {
-  return error instanceof StaleReadError || (isAppError(error) && error.statusCode < 500)
+  return error instanceof StaleReadError || error instanceof CipherNeededError || (isAppError(error) && error.statusCode < 500)
 }
 
 /** Method names of an object and its class chain (private #methods are not visible, and not wrapped). */

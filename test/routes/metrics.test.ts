@@ -98,13 +98,18 @@ describe('GET /metrics', () => {
     assert.equal(batch.statusCode, 200)
     const refused = await app.inject({ method: 'POST', url: '/sso/session/attr', headers: bearer(ust), payload: { current_app: 'CRM', name: 'a', value: 9, encrypt: true } })
     assert.equal(refused.statusCode, 409)
+    // Without encrypt, the encrypted "a" stays encrypted: the store asks for the ciphertext
+    // (a refused call), the service retries with it. Counted as written only.
+    const inherit = await app.inject({ method: 'PUT', url: '/sso/session/attr', headers: bearer(ust), payload: { current_app: 'CRM', name: 'a', value: 5 } })
+    assert.equal(inherit.statusCode, 200)
 
     const text = await scrape(app)
-    assert.equal(total(text, 'sso_attrs_attributes_written_total'), 3)
+    assert.equal(total(text, 'sso_attrs_attributes_written_total'), 4)
     assert.equal(total(text, 'sso_attrs_attributes_encrypted_total'), 1)
-    assert.equal(total(text, 'sso_attrs_attributes_expiring_total'), 2)
-    assert.equal(total(text, 'sso_attrs_store_command_duration_seconds_count', { store: 'memory', command: 'write', outcome: 'ok' }), 1)
-    assert.equal(total(text, 'sso_attrs_store_command_duration_seconds_count', { store: 'memory', command: 'write', outcome: 'refused' }), 1)
+    assert.equal(total(text, 'sso_attrs_attributes_expiring_total'), 3)
+    assert.equal(total(text, 'sso_attrs_store_command_duration_seconds_count', { store: 'memory', command: 'write', outcome: 'ok' }), 2)
+    assert.equal(total(text, 'sso_attrs_store_command_duration_seconds_count', { store: 'memory', command: 'write', outcome: 'refused' }), 2)
+    assert.equal(total(text, 'sso_attrs_store_command_duration_seconds_count', { outcome: 'error' }), 0)
   })
 
   test('counts token-cache misses and hits', async (t) => {
