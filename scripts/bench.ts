@@ -150,6 +150,9 @@ const MEMORY_ATTRS_PER_SESSION = 100
 const VALUE_BYTES = 100 // serialized JSON: a 98-character string and its quotes
 const EXPIRATION = 3600
 const TOKEN_CACHE_DEFAULT = 10_000 // SSO_TOKEN_CACHE_SIZE, left at its default
+const RATE_LIMIT_MAX = 1_000_000_000
+// BENCHMARKS.md from this line on is notes written by hand, which a rewrite keeps.
+const NOTES_MARKER = '<!-- notes: everything below this line is written by hand and kept when npm run bench rewrites the file -->'
 
 // ---------------------------------------------------------------------------------------------
 // Process bookkeeping: everything started is stopped, and the temp dirs removed, on any exit.
@@ -440,6 +443,8 @@ interface RoundStats {
   serverCpuPct: number
   /** Error-level lines the server logged during the round (failures the client may not see). */
   serverErrors: number
+  /** 1-minute load average of the machine at the end of the round. */
+  load1: number
 }
 
 class LatencyRecorder {
@@ -597,7 +602,9 @@ async function main (): Promise<void> {
     SSO_AUDIENCE: AUDIENCE,
     SSO_APPS: `${APP},Portal`,
     SSO_JWKS_FILE: jwksFile,
-    SSO_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64url')}`
+    SSO_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64url')}`,
+    // Rate limiting stays on (its cost is part of the service) with a budget no bench reaches.
+    SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX)
   }, servicePort, pinning?.server)
   const rss = { boot: rssMiB(service.pid), beforeLoad: Number.NaN, afterLoad: Number.NaN, maxDuringLoad: 0 }
   log(`service on port ${service.port} (pid ${service.pid}), RSS ${fmt(rss.boot, 1)} MiB`)
@@ -859,7 +866,8 @@ async function main (): Promise<void> {
       serverCoreBusy,
       loadgenCoreBusy,
       serverCpuPct: (100 * cpu) / (wallWithTail * 1000),
-      serverErrors: server.errorLines() - errorLinesBefore
+      serverErrors: server.errorLines() - errorLinesBefore,
+      load1: os.loadavg()[0]!
     }
   }
 
@@ -882,6 +890,7 @@ async function main (): Promise<void> {
       log(`round ${round}/${opts.rounds} ${scenario.label.padEnd(36)} ${fmt(stats.rps).padStart(7)} req/s  p50 ${fmt(stats.p50, 2)} ms  p99 ${fmt(stats.p99, 2)} ms` +
         `  cmds/req ${fmt(stats.commandsPerRequest, 2)}  server ${fmt(stats.serverCpuUs)} µs/req  loadgen ${fmt(stats.loadgenCpuPct)} %` +
         `  core: server ${fmt(stats.serverCpuPct)} % of ${fmt(stats.serverCoreBusy)} % busy` +
+        `  load ${fmt(stats.load1, 1)}` +
         (stats.failures > 0 ? `  FAILURES ${stats.failures}` : '') + (stats.serverErrors > 0 ? `  SERVER ERRORS ${stats.serverErrors}` : ''))
     }
   }
@@ -919,6 +928,7 @@ async function main (): Promise<void> {
     otherOnServerCore: number
     serverErrors: number
     roundsRps: number[]
+    roundsLoad: number[]
   }
   const baselineOf = (method: Method) => method === 'GET' ? 'base-get' : 'base-put'
   const pairedRatio = (a: RoundStats[], b: RoundStats[], scale = 1) => median(a.map((stats, i) => (stats.rps * scale) / (b[i]?.rps ?? Number.NaN)))
@@ -951,7 +961,8 @@ async function main (): Promise<void> {
       serverCpuPct: median(stats.map((s) => s.serverCpuPct)),
       otherOnServerCore: median(stats.map((s) => Math.max(0, s.serverCoreBusy - s.serverCpuPct))),
       serverErrors: stats.reduce((sum, s) => sum + s.serverErrors, 0),
-      roundsRps: stats.map((s) => s.rps)
+      roundsRps: stats.map((s) => s.rps),
+      roundsLoad: stats.map((s) => s.load1)
     }
   })
   const row = (key: string) => rows.find((r) => r.scenario.key === key)
@@ -1029,9 +1040,9 @@ async function main (): Promise<void> {
     })
   ]
   const details = [
-    '| scenario | req/s per round | sent to Redis per request (MONITOR sample) | run by Redis per request, scripts included (load) | server process CPU | server core busy (not the server process) | load generator CPU | load-generator core busy |',
-    '|---|---|---|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.scenario.label} | ${r.roundsRps.map((v) => fmt(v)).join(' / ')} | ${r.scenario.target === 'baseline' ? '–' : r.sample} | ${r.commandMix} | ` +
+    '| scenario | req/s per round | load average after each round | sent to Redis per request (MONITOR sample) | run by Redis per request, scripts included (load) | server process CPU | server core busy (not the server process) | load generator CPU | load-generator core busy |',
+    '|---|---|---|---|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.scenario.label} | ${r.roundsRps.map((v) => fmt(v)).join(' / ')} | ${r.roundsLoad.map((v) => fmt(v, 1)).join(' / ')} | ${r.scenario.target === 'baseline' ? '–' : r.sample} | ${r.commandMix} | ` +
       `${fmt(r.serverCpuPct)} % | ${fmt(r.serverCoreBusy)} % (${fmt(r.otherOnServerCore)} %) | ${fmt(r.loadgenCpuPct)} % | ${fmt(r.loadgenCoreBusy)} % |`)
   ]
   const targetTable = ['| target (issue 5) | measured | |', '|---|---|---|', ...targets.map(([t, m, v]) => `| ${t} | ${m} | ${v} |`)]
@@ -1051,9 +1062,9 @@ async function main (): Promise<void> {
   ]
   const method = [
     `- ${opts.connections} connections; per scenario a ${opts.warmup} s warm-up, then ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} of ${opts.duration} s, run round-robin across the scenarios; figures are medians of the rounds.`,
-    `- The service runs as \`node dist/src/server.js\` with NODE_ENV=production, LOG_LEVEL=warn, Redis at ${redisServer.url.replace(/:\d+$/, ':<free port>')}, USTs verified with an ES256 key from a JWKS file (SSO_JWKS_FILE).`,
+    `- The service runs as \`node dist/src/server.js\` with NODE_ENV=production, LOG_LEVEL=warn, Redis at ${redisServer.url.replace(/:\d+$/, ':<free port>')}, USTs verified with an ES256 key from a JWKS file (SSO_JWKS_FILE); every other setting at its default (metrics on; rate limiting on, with SSO_RATE_LIMIT_MAX=${fmt(RATE_LIMIT_MAX)} so that no request is refused).`,
     `- ${opts.sessions} distinct sessions, one ES256 UST each (distinct \`sid\`), rotated on every request (\`Authorization: Bearer\`; the service's verified-token cache is left at its default size, so after the population every request is a cache hit); the names scenario rotates over ${namesTokens.length} sessions of ${NAMES_PER_SESSION} attributes. Values are ${VALUE_BYTES}-byte JSON strings; GET inputs go in the query string, PUT inputs in a JSON body.`,
-    '- Baseline: `scripts/bench-baseline.mjs`, a bare Fastify 5 app (logger at warn, no schemas, hooks or Redis) on the same path and the same CPU, answering with the service\'s own GET single / PUT single bodies (same envelope, same size) and parsing the same PUT body.',
+    '- Baseline: `scripts/bench-baseline.mjs`, a bare Fastify 5 app (logger at warn, no schemas, hooks or Redis) on the same path and the same CPU, answering with the service\'s own GET single / PUT single bodies (same envelope, same size, a cid made the same way) and parsing the same PUT body.',
     '- ratio to baseline: median of the per-round ratios to the baseline run of the same method in the same round. batch gain: attributes/s of the batch form ÷ attributes/s of the single plain form of the same method (per round, median).',
     `- Redis cmds/req sent: the commands a request sends to Redis itself, as opposed to those its Lua script runs. Which ones they are comes from a MONITOR sample of ${SAMPLE} sequential requests per scenario before the load (MONITOR tags script commands "lua"); how many per request under load from the \`INFO commandstats\` delta of those commands over the round ÷ requests sent (in-flight ones at the end of a round included). In brackets: every command Redis ran per request, inside scripts included (\`INFO commandstats\` counts both; INFO itself excluded).`,
     '- service CPU µs/req: utime+stime delta of the server process (`/proc/<pid>/stat`) ÷ requests sent (for baseline rows, the baseline process). Redis CPU µs/req: `INFO cpu` delta. Server process CPU: its utime+stime over the round, % of one core. Core busy: `/proc/stat` of the pinned cores; in brackets the part that was not the server process: the kernel\'s loopback network work (about 10–15 % here) and any other process on the machine. errors: non-2xx, socket errors and timeouts seen by autocannon, plus error-level lines the server logged. p50/p99: every response\'s latency as autocannon reports it.'
@@ -1112,7 +1123,9 @@ async function main (): Promise<void> {
 
   process.stdout.write(`\n${report}\n`)
   if (opts.write) {
-    writeFileSync(outFile, report)
+    const previous = existsSync(outFile) ? readFileSync(outFile, 'utf8') : ''
+    const notes = previous.indexOf(NOTES_MARKER)
+    writeFileSync(outFile, notes === -1 ? report : `${report}\n${previous.slice(notes)}`)
     log(`wrote ${relative(process.cwd(), outFile) || outFile}`)
   } else {
     log(`not writing ${basename(outFile)} (${flags.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : '--no-write'}; --write to force)`)
