@@ -65,7 +65,7 @@ export class ServiceMetrics {
 
   readonly #encrypted = new Counter({
     name: 'sso_attrs_attributes_encrypted_total',
-    help: 'Attributes written as ciphertext on request (encrypt: true, or a rekey); a write that keeps an existing attribute encrypted is counted as written only.',
+    help: 'Attributes written as ciphertext because the request said encrypt: true; a write that keeps an existing attribute encrypted is counted as written only.',
     registers: [this.registry]
   })
 

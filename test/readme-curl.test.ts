@@ -9,17 +9,23 @@ import { fileURLToPath } from 'node:url'
 import { README_PATH } from '../scripts/config-table.ts'
 import { freePort } from './fixtures/redis.ts'
 
-// Runs the README's "Try it" walkthrough as a reader would: the real server started the way
-// `npm start` starts it (development defaults, embedded store, development issuer), then every
-// ```sh block pasted in order into one bash, and each output compared with the block the
-// README shows after it. Only the port is rewritten; cids and times are the only values that
-// may differ from the README.
+// Runs the README's curl sections ("Two minutes", "Try it", "Metrics") as a reader would: the
+// real server started the way `npm start` starts it (development defaults, embedded store,
+// development issuer), then every ```sh block pasted in order into one bash, and each output
+// compared with the block the README shows after it. Only the port is rewritten; cids and
+// times are the only values that may differ from the README.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const README_PORT = 17010
 
 interface Block { lang: string, text: string }
-interface Step { commands: string[], expected: Block | undefined }
+interface Step { section: string, commands: string[], expected: Block | undefined }
+
+const TWO_MINUTES = '## Two minutes: from clone to first attribute'
+const TRY_IT = '## Try it'
+const METRICS = '## Metrics'
+/** The sections whose sh blocks run, in this order, in one shell. */
+const SECTIONS = [TWO_MINUTES, TRY_IT, METRICS]
 
 /** The fenced blocks of one `## ` section, in order. */
 function blocksOf (markdown: string, heading: string): Block[] {
@@ -31,13 +37,21 @@ function blocksOf (markdown: string, heading: string): Block[] {
   return [...section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((match) => ({ lang: match[1]!, text: match[2]!.replace(/\n$/, '') }))
 }
 
+/** The `## ` headings of the markdown, each with its fenced blocks. */
+function sectionsOf (markdown: string): Array<{ heading: string, blocks: Block[] }> {
+  return [...markdown.matchAll(/^## .*$/gm)].map((match) => ({ heading: match[0], blocks: blocksOf(markdown, match[0]) }))
+}
+
+/** The clone-and-start block: what this test does itself by starting the server. */
+const isSetup = (block: Block) => block.lang === 'sh' && /\bnpm start\b/.test(block.text)
+
 /** Each sh block with the output block that follows it, if any. */
-function stepsOf (blocks: Block[]): Step[] {
+function stepsOf (section: string, blocks: Block[]): Step[] {
   const steps: Step[] = []
   blocks.forEach((block, index) => {
-    if (block.lang !== 'sh') return
+    if (block.lang !== 'sh' || isSetup(block)) return
     const next = blocks[index + 1]
-    steps.push({ commands: block.text.split('\n').filter((line) => line.trim() !== ''), expected: next !== undefined && next.lang !== 'sh' ? next : undefined })
+    steps.push({ section, commands: block.text.split('\n').filter((line) => line.trim() !== ''), expected: next !== undefined && next.lang !== 'sh' ? next : undefined })
   })
   return steps
 }
@@ -80,7 +94,8 @@ function parseJson (text: string, what: string): unknown {
   }
 }
 
-const steps = stepsOf(blocksOf(readFileSync(README_PATH, 'utf8'), '## Try it'))
+const readme = readFileSync(README_PATH, 'utf8')
+const steps = SECTIONS.flatMap((heading) => stepsOf(heading, blocksOf(readme, heading)))
 let server: ChildProcess | undefined
 let serverLog = ''
 let port = 0
@@ -134,23 +149,46 @@ after(async () => {
   rmSync(devDir, { recursive: true, force: true })
 })
 
-describe('README "Try it" walkthrough, run against a started service', () => {
+describe('README curl examples ("Two minutes", "Try it", "Metrics"), run against a started service', () => {
   test('has the steps of a walkthrough', () => {
-    assert.ok(steps.length >= 8, `${steps.length} sh blocks`)
-    assert.ok(steps[0]!.commands[0]!.startsWith('UST=$('), 'it starts by getting a UST')
-    for (const step of steps.slice(1)) assert.ok(step.expected !== undefined, `${step.commands[0]} shows its output`)
+    const tryIt = steps.filter((step) => step.section === TRY_IT)
+    assert.ok(tryIt.length >= 8, `${tryIt.length} sh blocks in Try it`)
+    for (const section of [TWO_MINUTES, TRY_IT]) {
+      const first = steps.find((step) => step.section === section)
+      assert.ok(first?.commands[0]!.startsWith('UST=$('), `${section} starts by getting a UST`)
+    }
+    for (const step of steps.filter((step) => !step.commands[0]!.startsWith('UST=$('))) {
+      assert.ok(step.expected !== undefined, `${step.commands[0]} shows its output`)
+    }
+  })
+
+  test('the two-minute path starts from a clone with npm ci && npm start, as this test does', () => {
+    const setup = blocksOf(readme, TWO_MINUTES).filter(isSetup)
+    assert.equal(setup.length, 1)
+    assert.match(setup[0]!.text, /^git clone .+ sso-attrs && cd sso-attrs\nnpm ci && npm start$/)
+    assert.match(readme.slice(0, readme.indexOf(`\n${TWO_MINUTES}\n`)), /^# sso-attrs\n/, 'an early section of the README')
+  })
+
+  test('every curl command in the README is in a section run here', () => {
+    for (const { heading, blocks } of sectionsOf(readme)) {
+      if (SECTIONS.includes(heading)) continue
+      for (const block of blocks) assert.doesNotMatch(block.text, /^\s*curl /m, `a curl in "${heading}" that no test runs`)
+    }
   })
 
   test('the UST command prints a JWT', () => {
-    assert.deepEqual(outputs[0], [''], 'the assignment prints nothing')
+    assert.equal(outputs[0]![0], '', 'the assignment prints nothing')
     const check = spawnSync('bash', ['-c', `${steps[0]!.commands[0]}; printf %s "$UST"`], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' })
     assert.match(check.stdout, /^[\w-]+\.[\w-]+\.[\w-]+$/)
   })
 
   steps.forEach((step, index) => {
     if (step.expected === undefined) return
-    test(`block ${index + 1}: ${step.commands[0]!.slice(0, 90)}`, () => {
-      const actual = outputs[index]!
+    test(`${step.section.slice(3)}, block ${index + 1}: ${step.commands[0]!.slice(0, 90)}`, () => {
+      // A UST=$(...) assignment prints nothing; the block's output is that of the other commands.
+      const isAssignment = step.commands.map((command) => command.startsWith('UST=$('))
+      outputs[index]!.forEach((output, n) => { if (isAssignment[n]) assert.equal(output, '', `${step.commands[n]} prints nothing`) })
+      const actual = outputs[index]!.filter((_, n) => !isAssignment[n])
       const expected = step.expected!
       if (expected.lang === 'json') {
         const lines = expected.text.split('\n')
@@ -171,6 +209,9 @@ describe('README "Try it" walkthrough, run against a started service', () => {
         const body = parseJson(got.body, 'body') as { cid?: string }
         assert.equal(got.headers.get('x-cid'), body.cid, 'X-Cid is the body\'s cid')
         assert.deepEqual(normalized(body), normalized(parseJson(shown.body, 'README body')))
+      } else if (expected.lang === 'text') {
+        assert.equal(actual.length, 1, 'one command')
+        assert.deepEqual(actual[0]!.split('\n').map((line) => line.trim()), expected.text.split('\n'))
       } else {
         assert.fail(`unexpected output block language "${expected.lang}"`)
       }
