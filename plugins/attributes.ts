@@ -1,14 +1,18 @@
 import fp from 'fastify-plugin'
 import { AccessPolicy } from '../src/access.ts'
 import { AttributeService } from '../src/attribute-service.ts'
+import { createLogoutTokenVerifier, type LogoutClaims } from '../src/logout-token.ts'
+import { SessionLifecycle } from '../src/session-lifecycle.ts'
 import type { Settings } from '../src/settings.ts'
-import { createUstVerifier } from '../src/ust.ts'
+import { createUstVerifier, keyResolver } from '../src/ust.ts'
 import { ValueCipher } from '../src/value-cipher.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     access: AccessPolicy
     attributes: AttributeService
+    sessions: SessionLifecycle
+    verifyLogoutToken: (token: string) => Promise<LogoutClaims>
   }
 }
 
@@ -23,9 +27,20 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     superUserRole: config.SSO_SUPERUSER_ROLE,
     clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE,
     cacheSize: config.SSO_TOKEN_CACHE_SIZE,
-    onCacheLookup: fastify.metrics?.tokenCacheLookup
+    onCacheLookup: fastify.metrics?.tokenCacheLookup,
+    // Once per token: refused if its session or user was ended, else indexed for logout by sub.
+    onVerified: async (identity) => await fastify.store.admitSession(identity.userId, identity.sessionId, identity.issuedAt, identity.expiresAt)
   })
-  fastify.decorate('access', new AccessPolicy(verifier, settings.apps))
+  fastify.decorate('access', new AccessPolicy(verifier, settings.apps, async (sessionId) => await fastify.store.isSessionEnded(sessionId)))
+  fastify.decorate('sessions', new SessionLifecycle(fastify.store, verifier, config.SSO_TOMBSTONE_TTL * 1000))
+  fastify.decorate('verifyLogoutToken', createLogoutTokenVerifier({
+    keys: keyResolver(settings.keySource),
+    issuer: settings.issuer,
+    audience: config.SSO_LOGOUT_AUDIENCE ?? settings.audience,
+    sessionClaim: 'sid',
+    maxAgeSeconds: config.SSO_LOGOUT_MAX_AGE,
+    clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE
+  }))
   fastify.decorate('attributes', new AttributeService(fastify.store, new ValueCipher(settings.encryptionKeys), {
     maxNameLength: config.SSO_MAX_NAME_LENGTH,
     maxValueBytes: config.SSO_MAX_VALUE_BYTES,

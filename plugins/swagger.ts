@@ -33,6 +33,7 @@ export default fp(async (fastify) => {
       },
       tags: [
         { name: 'attributes', description: 'Session attributes' },
+        { name: 'sessions', description: 'Ending sessions: OpenID Connect Back-Channel Logout and DELETE /sso/session' },
         { name: 'zato-compat', description: 'The same operations under the Zato 3.x paths' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
@@ -45,6 +46,13 @@ export default fp(async (fastify) => {
     hideUntagged: true,
     transformObject: optionalReadBodies
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { tryItOutEnabled: false } })
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { tryItOutEnabled: false },
+    // The UI's own policy in place of the API's `default-src 'none'`; without
+    // upgrade-insecure-requests, which would break the UI served over plain http on loopback.
+    staticCSP: true,
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, '')
+  })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
 }, { name: 'swagger' })

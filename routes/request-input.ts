@@ -1,5 +1,6 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyRequest } from 'fastify'
-import type { AccessRequest } from '../src/access.ts'
+import { auditAccess, type AuditEntry, type AuditOperation } from '../plugins/audit.ts'
+import type { Access, AccessRequest } from '../src/access.ts'
 import type { NameSpec } from '../src/attribute-service.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
 
@@ -39,6 +40,8 @@ export function mergedFields (request: FastifyRequest): Fields {
   }
   const authorization = request.headers.authorization
   if (authorization !== undefined) {
+    // Node keeps the first of repeated Authorization headers; a proxy may have judged another.
+    if (authorizationHeaderCount(request) > 1) throw new AppError('E007001', 'Give one Authorization header')
     const match = BEARER.exec(authorization)
     if (match === null) throw new AppError('E007001', 'Authorization must be "Bearer <ust>"')
     if (fields.current_ust !== undefined && fields.current_ust !== match[1]) {
@@ -47,6 +50,23 @@ export function mergedFields (request: FastifyRequest): Fields {
     fields.current_ust = match[1]
   }
   return fields
+}
+
+function authorizationHeaderCount (request: FastifyRequest): number {
+  const raw = request.raw.rawHeaders
+  let count = 0
+  for (let index = 0; index < raw.length; index += 2) {
+    if (raw[index]!.length === 13 && raw[index]!.toLowerCase() === 'authorization') count++
+  }
+  return count
+}
+
+/** The request's fields, who calls and on which session; starts the request's audit entry. */
+export async function authorize (fastify: FastifyInstance, request: FastifyRequest, operation: AuditOperation): Promise<{ fields: Fields, access: Access, audit: AuditEntry }> {
+  const fields = mergedFields(request)
+  const input = accessRequest(fields)
+  const access = await fastify.access.authorize(input, request.verifiedCaller ?? undefined)
+  return { fields, access, audit: auditAccess(request, operation, input.currentApp, access) }
 }
 
 export function accessRequest (fields: Fields): AccessRequest {

@@ -8,7 +8,8 @@ import {
   NoQuerySchema, SetBodySchema, UpdateBodySchema, WriteResponses
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
-import { accessRequest, byName, formOf, mergedFields, nameSpecs, strictJsonParser, type Fields } from './request-input.ts'
+import type { AuditOperation } from '../plugins/audit.ts'
+import { authorize, byName, formOf, nameSpecs, strictJsonParser, type Fields } from './request-input.ts'
 
 export interface SessionAttrRoutesOptions {
   /** Served under the Zato 3.x path: also accepts JSON sent as a form (curl -d). */
@@ -67,15 +68,15 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
     done()
   })
 
-  async function authorized (request: FastifyRequest) {
-    const fields = mergedFields(request)
-    const access = await fastify.access.authorize(accessRequest(fields))
-    return { fields, sessionId: access.target.sessionId }
+  async function authorized (request: FastifyRequest, operation: AuditOperation) {
+    const { fields, access, audit } = await authorize(fastify, request, operation)
+    return { fields, sessionId: access.target.sessionId, audit }
   }
 
   async function write (request: FastifyRequest, mode: WriteMode) {
-    const { fields, sessionId } = await authorized(request)
+    const { fields, sessionId, audit } = await authorized(request, mode)
     const { batch, specs } = writeSpecs(fields)
+    audit.names = specs.map((spec) => spec.name)
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
     const results = await fastify.attributes.write(sessionId, mode, specs)
     if (batch) return { cid: request.id, status: 'ok' as const, result: byName(specs, results) }
@@ -113,8 +114,9 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
       security, querystring: GetQuerySchema, body: GetBodySchema, response: GetResponses
     }
   }, async (request) => {
-    const { fields, sessionId } = await authorized(request)
+    const { fields, sessionId, audit } = await authorized(request, 'get')
     const { batch, specs } = nameSpecs(fields)
+    audit.names = specs.map((spec) => spec.name)
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
     const views = await fastify.attributes.get(sessionId, specs, fields.decrypt !== false)
     if (batch) return { cid: request.id, status: 'ok' as const, result: byName(specs, views) }
@@ -128,8 +130,9 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
       security, querystring: DeleteQuerySchema, body: DeleteBodySchema, response: DeleteResponses
     }
   }, async (request) => {
-    const { fields, sessionId } = await authorized(request)
+    const { fields, sessionId, audit } = await authorized(request, 'delete')
     const { batch, specs } = nameSpecs(fields)
+    audit.names = specs.map((spec) => spec.name)
     if (batch && fields.if_version !== undefined) throw invalidInput('/if_version', 'if_version applies to the single form only')
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
     const deleted = await fastify.attributes.delete(sessionId, specs, fields.if_version as number | undefined)
@@ -143,8 +146,9 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
       security, querystring: ExistsQuerySchema, body: ExistsBodySchema, response: ExistsResponses
     }
   }, async (request) => {
-    const { fields, sessionId } = await authorized(request)
+    const { fields, sessionId, audit } = await authorized(request, 'exists')
     const { batch, specs } = nameSpecs(fields)
+    audit.names = specs.map((spec) => spec.name)
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
     const exists = await fastify.attributes.exists(sessionId, specs)
     return { cid: request.id, status: 'ok' as const, result: batch ? byName(specs, exists) : exists[0]! }
@@ -156,7 +160,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
       security, querystring: NamesQuerySchema, body: NamesBodySchema, response: NamesResponses
     }
   }, async (request) => {
-    const { sessionId } = await authorized(request)
+    const { sessionId } = await authorized(request, 'names')
     return { cid: request.id, status: 'ok' as const, result: await fastify.attributes.names(sessionId) }
   })
 }

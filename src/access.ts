@@ -10,6 +10,8 @@ export interface AccessRequest {
 export interface Access {
   caller: Identity
   target: Identity
+  /** A super-user acting on another user's session (audited). */
+  onBehalf: boolean
 }
 
 /**
@@ -20,19 +22,33 @@ export interface Access {
 export class AccessPolicy {
   readonly #verifier: UstVerifier
   readonly #apps: ReadonlySet<string>
+  readonly #isSessionEnded: (sessionId: string) => Promise<boolean>
 
-  constructor (verifier: UstVerifier, apps: string[]) {
+  /**
+   * `isSessionEnded` answers for a caller whose session is not the target: the store checks
+   * the target session's tombstone in the same round trip as the operation, not the caller's.
+   */
+  constructor (verifier: UstVerifier, apps: string[], isSessionEnded: (sessionId: string) => Promise<boolean>) {
     this.#verifier = verifier
     this.#apps = new Set(apps)
+    this.#isSessionEnded = isSessionEnded
   }
 
-  async authorize (request: AccessRequest): Promise<Access> {
-    const caller = await this.#verifier.verify(request.currentUst)
+  /** The verified caller (cached per token); rate limiting keys on it before authorization. */
+  async identify (ust: string): Promise<Identity> {
+    return await this.#verifier.verify(ust)
+  }
+
+  async authorize (request: AccessRequest, verifiedCaller?: Promise<Identity>): Promise<Access> {
+    const caller = await (verifiedCaller ?? this.#verifier.verify(request.currentUst))
     if (!this.#apps.has(request.currentApp)) throw new AppError('E004001')
-    if (request.targetUst === undefined || request.targetUst === request.currentUst) return { caller, target: caller }
+    if (request.targetUst === undefined || request.targetUst === request.currentUst) return { caller, target: caller, onBehalf: false }
     const target = await this.#verifier.verify(request.targetUst)
     const sameUser = target.issuer === caller.issuer && target.subject === caller.subject
     if (!sameUser && !caller.isSuperUser) throw new AppError('E005001')
-    return { caller, target }
+    if (target.sessionId !== caller.sessionId && await this.#isSessionEnded(caller.sessionId)) {
+      throw new AppError('E007001', 'Session has ended')
+    }
+    return { caller, target, onBehalf: !sameUser }
   }
 }

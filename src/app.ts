@@ -4,13 +4,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
 import type { LoggerOptions } from 'pino'
+import helmet from '@fastify/helmet'
 import attributesPlugin from '../plugins/attributes.ts'
+import auditPlugin from '../plugins/audit.ts'
 import metricsPlugin from '../plugins/metrics.ts'
+import rateLimitPlugin from '../plugins/rate-limit.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
+import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
 import healthRoutes from '../routes/health.ts'
 import { strictJsonParser } from '../routes/request-input.ts'
 import sessionAttrRoutes from '../routes/session-attr.ts'
+import sessionRoutes from '../routes/session.ts'
 import type { Config } from './config.ts'
 import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from './errors.ts'
 import { randomHex } from './random-pool.ts'
@@ -26,6 +31,12 @@ export interface BuildOptions {
 }
 
 export const ATTR_PREFIXES = ['/sso/session/attr', '/zato/sso/session/attr'] as const
+export const SESSION_PREFIXES = ['/sso/session', '/zato/sso/session'] as const
+
+function trustedProxies (config: Config): string[] | false {
+  const proxies = (config.SSO_TRUSTED_PROXIES ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  return proxies.length > 0 ? proxies : false
+}
 
 /** Request URLs in logs lose their query string: it may carry a target UST. */
 export function redactUrl (url: string): string {
@@ -130,6 +141,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true },
+    // X-Forwarded-For is believed only from these addresses: request.ip is the client's.
+    trustProxy: trustedProxies(config),
     clientErrorHandler,
     frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -178,16 +191,20 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     if (status >= 500) request.log.error({ err: error, sub_status: code }, 'request failed')
     else request.log.info({ sub_status: code, reason: message }, 'request rejected')
     if (code === 'E011003') reply.header('retry-after', '1')
+    if (request.audit !== null) request.audit.sub_status = code
     return reply.status(status).send({
       cid: request.id,
       status: 'error',
-      sub_status: [code],
+      sub_status: isAppError(error) ? error.subStatus : [code],
       message,
       ...(details !== undefined ? { details } : {})
     })
   })
 
-  const knownPaths = new Set(['/healthz', '/readyz', ...ATTR_PREFIXES.flatMap((prefix) => [prefix, `${prefix}/exists`, `${prefix}/names`])])
+  const knownPaths = new Set([
+    '/healthz', '/readyz', '/sso/backchannel-logout', ...SESSION_PREFIXES,
+    ...ATTR_PREFIXES.flatMap((prefix) => [prefix, `${prefix}/exists`, `${prefix}/names`])
+  ])
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!.replace(/\/+$/, '')
     const knownPath = knownPaths.has(path)
@@ -199,13 +216,27 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     })
   })
 
+  // Headers for a JSON API: nothing may frame, embed or run a response (Swagger UI sets its own CSP).
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ['\'none\''], frameAncestors: ['\'none\''] } },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    referrerPolicy: { policy: 'no-referrer' }
+  })
   await app.register(swaggerPlugin)
   await app.register(storePlugin, { settings, store: options.store })
   await app.register(metricsPlugin, { settings })
   await app.register(attributesPlugin, { settings })
+  await app.register(auditPlugin)
   await app.register(healthRoutes)
-  await app.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[0], zatoCompat: false })
-  await app.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[1], zatoCompat: true })
+  // The API itself, in a scope of its own so that rate limiting covers it and nothing else.
+  await app.register(async (api) => {
+    await api.register(rateLimitPlugin, { config })
+    await api.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[0], zatoCompat: false })
+    await api.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[1], zatoCompat: true })
+    await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[0], zatoCompat: false })
+    await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[1], zatoCompat: true })
+    await api.register(backchannelLogoutRoutes)
+  })
 
   for (const notice of settings.devDefaults) app.log.warn(`DEVELOPMENT DEFAULT: ${notice}`)
   return app

@@ -15,9 +15,17 @@ export const ConfigSchema = Type.Object({
   METRICS_PORT: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'Serve `/metrics` on this port (on `HOST`) instead of the API port; 0: on the API port.' }),
   SSO_STORE: Type.Union([Type.Literal('auto'), Type.Literal('redis'), Type.Literal('memory')], {
     default: 'auto',
-    description: '`redis`, `memory` (embedded, development only) or `auto`: Redis when `REDIS_URL` is set, else memory.'
+    description: '`redis`, `memory` (embedded, development only) or `auto`: Redis when `REDIS_URL`, `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS` is set, else memory.'
   }),
-  REDIS_URL: Type.Optional(Type.String({ description: 'Redis URL (`redis://[user:pass@]host:port/db`, `rediss://` for TLS). Required in production.' })),
+  REDIS_URL: Type.Optional(Type.String({ description: 'Redis URL (`redis://[user:pass@]host:port/db`, `rediss://` for TLS). Production needs this, `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS` (exactly one).' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ description: 'Redis Cluster seed nodes, `host:port,host:port,...` (any reachable node will do; the others are discovered).' })),
+  REDIS_SENTINELS: Type.Optional(Type.String({ description: 'Sentinels of a Sentinel-managed primary, `host:port,host:port,...`; needs `REDIS_SENTINEL_NAME`.' })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ description: 'The master name the Sentinels monitor (`sentinel monitor <name> ...`).' })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ description: 'Password of the Sentinels themselves, when they require one (`requirepass` in sentinel.conf).' })),
+  REDIS_USERNAME: Type.Optional(Type.String({ description: 'ACL user for every Redis node (a `REDIS_URL` with its own user wins).' })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ description: 'Password for every Redis node (a `REDIS_URL` with its own password wins). Never logged.' })),
+  REDIS_TLS: Type.Boolean({ default: false, description: 'TLS to every node of `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS` (and to the Sentinels). With `REDIS_URL` use `rediss://`. A private CA goes in `NODE_EXTRA_CA_CERTS`.' }),
+  SSO_REDIS_MIN_REPLICAS_ACK: Type.Integer({ default: 0, minimum: 0, description: 'Writes and deletes answer ok only once this many replicas acknowledged them (Redis `WAIT`, within half of `REDIS_COMMAND_TIMEOUT_MS`), else 503 E011003; an acknowledged write then survives a failover. 0: no wait.' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 10, description: 'A Redis command that has not answered by then fails with 503 E011003.' }),
   REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 10, description: 'Timeout of one Redis connection attempt.' }),
   SSO_KEY_PREFIX: Type.String({ default: 'sso-attrs:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key (no braces: they would break cluster hash tags).' }),
@@ -40,6 +48,12 @@ export const ConfigSchema = Type.Object({
   SSO_BODY_LIMIT: Type.Integer({ default: 1048576, minimum: 1024, description: 'Largest request body, in bytes (413 E011001 above it).' }),
   SSO_TOKEN_CACHE_SIZE: Type.Integer({ default: 10000, minimum: 0, description: 'Verified USTs kept in memory (each no longer than its `exp`); 0 turns the cache off.' }),
   SSO_CLOCK_TOLERANCE: Type.Integer({ default: 5, minimum: 0, description: 'Seconds of clock skew allowed on `exp`/`nbf`.' }),
+  SSO_TOMBSTONE_TTL: Type.Integer({ default: 86400, minimum: 1, description: 'Seconds an ended session (logout, `DELETE /sso/session`) stays ended: its USTs get 401 E007001. Set it to at least the longest UST lifetime.' }),
+  SSO_LOGOUT_AUDIENCE: Type.Optional(Type.String({ description: 'Required `aud` of back-channel logout tokens (the client id this service has at the identity provider); defaults to `SSO_AUDIENCE`.' })),
+  SSO_LOGOUT_MAX_AGE: Type.Integer({ default: 300, minimum: 1, description: 'Back-channel logout tokens issued (`iat`) longer ago than this many seconds are refused.' }),
+  SSO_RATE_LIMIT_MAX: Type.Integer({ default: 1200, minimum: 0, description: 'Requests a caller (`iss` + `sub`; the client IP for requests that fail authentication) may make in a window; 0 turns rate limiting off.' }),
+  SSO_RATE_LIMIT_WINDOW: Type.Integer({ default: 60, minimum: 1, description: 'Length of the rate-limit window, in seconds.' }),
+  SSO_TRUSTED_PROXIES: Type.Optional(Type.String({ description: 'Comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed; unset: the socket address is the client.' })),
   SHUTDOWN_GRACE_MS: Type.Integer({ default: 10000, minimum: 0, description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.' }),
   SSO_DEV_DIR: Type.String({ default: '.dev', description: 'Development only: folder of the generated issuer key pair and encryption key.' })
 }, { additionalProperties: true })
@@ -61,8 +75,32 @@ export function isProduction (config: Pick<Config, 'NODE_ENV'>): boolean {
 
 /** The store the service runs on; the embedded one only ever outside production. */
 export function storeKind (config: Config): 'redis' | 'memory' {
-  if (config.SSO_STORE === 'auto') return config.REDIS_URL !== undefined ? 'redis' : 'memory'
+  if (config.SSO_STORE === 'auto') return redisSources(config).length > 0 ? 'redis' : 'memory'
   return config.SSO_STORE
+}
+
+const REDIS_SOURCES = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const
+
+/** Which of the ways to reach Redis are configured (a valid configuration has at most one). */
+export function redisSources (config: Config): Array<typeof REDIS_SOURCES[number]> {
+  return REDIS_SOURCES.filter((name) => config[name] !== undefined && config[name] !== '')
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+/** `host:port,host:port,...` (IPv6 as `[::1]:6379`). */
+export function parseHostPorts (name: string, spec: string): HostPort[] {
+  const entries = spec.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  if (entries.length === 0) throw new ConfigError([`${name}: no host:port given`])
+  return entries.map((entry) => {
+    const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(entry)
+    const port = Number(match?.[3])
+    if (match === null || port < 1 || port > 65535) throw new ConfigError([`${name}: "${entry}" is not host:port`])
+    return { host: match[1] ?? match[2]!, port }
+  })
 }
 
 export function appList (config: Config): string[] {
@@ -111,7 +149,20 @@ export function checkConfig (config: Config): string[] {
   if (config.SSO_SESSION_IDLE_TTL > config.SSO_SESSION_MAX_TTL) {
     problems.push('SSO_SESSION_IDLE_TTL must not exceed SSO_SESSION_MAX_TTL')
   }
-  if (config.SSO_STORE === 'redis' && config.REDIS_URL === undefined) problems.push('SSO_STORE=redis needs REDIS_URL')
+  const sources = redisSources(config)
+  if (config.SSO_STORE === 'redis' && sources.length === 0) problems.push('SSO_STORE=redis needs REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS')
+  if (sources.length > 1) problems.push(`give only one way to reach Redis, not ${sources.join(' and ')}`)
+  for (const name of ['REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const) {
+    const spec = config[name]
+    if (spec === undefined) continue
+    try {
+      parseHostPorts(name, spec)
+    } catch (error) {
+      problems.push(...(error as ConfigError).problems)
+    }
+  }
+  if (config.REDIS_SENTINELS !== undefined && (config.REDIS_SENTINEL_NAME ?? '') === '') problems.push('REDIS_SENTINELS needs REDIS_SENTINEL_NAME')
+  if (config.SSO_REDIS_MIN_REPLICAS_ACK > 0 && storeKind(config) === 'memory') problems.push('SSO_REDIS_MIN_REPLICAS_ACK needs the Redis store')
   if (config.SSO_ENCRYPTION_KEYS !== undefined) {
     try {
       parseEncryptionKeys(config.SSO_ENCRYPTION_KEYS)
@@ -120,7 +171,7 @@ export function checkConfig (config: Config): string[] {
     }
   }
   if (isProduction(config)) {
-    if (storeKind(config) !== 'redis') problems.push('production needs REDIS_URL (the embedded store is for development only)')
+    if (storeKind(config) !== 'redis') problems.push('production needs REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (the embedded store is for development only)')
     if (givenSources.length === 0) problems.push('production needs a UST key source: SSO_JWKS_URL, SSO_JWKS_FILE or SSO_JWT_SECRET')
     if (config.SSO_ISSUER === undefined) problems.push('production needs SSO_ISSUER')
     if (appList(config).length === 0) problems.push('production needs SSO_APPS')

@@ -17,7 +17,9 @@ export const ERROR_CATALOG = {
   E009001: { status: 409, message: 'Attribute already exists' },
   E011005: { status: 409, message: 'Version mismatch' },
   E011001: { status: 413, message: 'Limit exceeded' },
-  E011006: { status: 422, message: 'Value cannot be decrypted with any configured key' },
+  E011002: { status: 429, message: 'Too many requests' },
+  E011004: { status: 422, message: 'Value was encrypted with a key that is no longer configured' },
+  E011006: { status: 422, message: 'Value does not decrypt: tampered, or not from this session and name' },
   E011003: { status: 503, message: 'Store unavailable' },
   E008001: { status: 404, message: 'Unknown route' },
   E008004: { status: 500, message: 'Internal error' }
@@ -29,6 +31,8 @@ export class AppError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
   readonly details?: ErrorDetail[]
+  /** The envelope's sub_status: `code` first, then any codes that tell the cause more precisely. */
+  subStatus: ErrorCode[]
 
   constructor (code: ErrorCode, message?: string, details?: ErrorDetail[], statusCode?: number) {
     super(message ?? ERROR_CATALOG[code].message)
@@ -36,6 +40,20 @@ export class AppError extends Error {
     this.code = code
     this.statusCode = statusCode ?? ERROR_CATALOG[code].status
     if (details !== undefined) this.details = details
+    this.subStatus = [code]
+  }
+}
+
+/**
+ * A stored value names an encryption key id that is not configured (removed before rekey
+ * moved every value off it). sub_status is E011006, as in 1.0 for every value that cannot be
+ * decrypted, followed by E011004 for this cause: the operator can put the key back.
+ */
+export class KeyNotConfiguredError extends AppError {
+  constructor (message?: string, details?: ErrorDetail[]) {
+    super('E011006', message ?? ERROR_CATALOG.E011004.message, details)
+    this.name = 'KeyNotConfiguredError'
+    this.subStatus = ['E011006', 'E011004']
   }
 }
 

@@ -1,6 +1,6 @@
 import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
 import { AppError } from './errors.ts'
-import { isKeySourceOutage, MAX_UST_LENGTH } from './ust.ts'
+import { COMPACT_JWS, isKeySourceOutage, MAX_UST_LENGTH } from './ust.ts'
 
 // The receiving side of OpenID Connect Back-Channel Logout 1.0, section 2.6: a logout token
 // is a signed JWT with iss, aud, iat, jti, the back-channel-logout event, sid and/or sub,
@@ -46,6 +46,7 @@ export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions) 
 
   return async function verifyLogoutToken (token: string): Promise<LogoutClaims> {
     if (token.length === 0 || token.length > MAX_UST_LENGTH) throw invalid('missing or too long')
+    if (!COMPACT_JWS.test(token)) throw invalid('not a compact JWS')
     let payload: JWTPayload
     try {
       const result = typeof key === 'function'

@@ -13,10 +13,14 @@ export interface Identity {
   subject: string
   /** Stable, opaque id of the session: a hash of issuer and session claim. Used in keys. */
   sessionId: string
+  /** Stable, opaque id of the user: a hash of issuer and subject. Used in keys. */
+  userId: string
   roles: string[]
   isSuperUser: boolean
   /** Epoch ms after which the token is no longer valid. */
   expiresAt: number
+  /** Epoch ms of `iat`, or null when the token has none. */
+  issuedAt: number | null
 }
 
 export type KeySource =
@@ -38,10 +42,17 @@ export interface UstVerifierOptions {
   now?: () => number
   /** Told of each token-cache lookup: hit, or miss (then the token is verified). Not called with the cache off. */
   onCacheLookup?: ((hit: boolean) => void) | undefined
+  /**
+   * Called once per token on a cache miss, after the signature and claims checked out and
+   * before the identity is cached; a throw refuses the token (an ended session or user).
+   */
+  onVerified?: (identity: Identity) => Promise<void>
 }
 
 export interface UstVerifier {
   verify: (token: string) => Promise<Identity>
+  /** Drops cached identities of an ended session, or of every session of an ended user. */
+  forget: (ended: { sessionId: string } | { userId: string }) => void
 }
 
 // Larger tokens are refused before any parsing: no real UST comes near this, and it bounds
@@ -49,8 +60,16 @@ export interface UstVerifier {
 export const MAX_UST_LENGTH = 8192
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
 
+// jose decodes base64 leniently (padding, for one): a token is taken only in its one canonical
+// form, so that no second spelling of a valid token exists.
+export const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
 export function sessionIdOf (issuer: string, sessionClaim: string): string {
   return createHash('sha256').update(issuer).update('\0').update(sessionClaim).digest('base64url').slice(0, 22)
+}
+
+export function userIdOf (issuer: string, subject: string): string {
+  return sessionIdOf(issuer, `u\0${subject}`)
 }
 
 export function claimAtPath (payload: JWTPayload, path: string): unknown {
@@ -87,8 +106,11 @@ export function keyResolver (source: KeySource): { key: Uint8Array | JWTVerifyGe
 
 export function isKeySourceOutage (error: unknown): boolean {
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true
-  // fetch() failures (refused, DNS, TLS) are not JOSE errors; a bad token always is.
-  return !(error instanceof joseErrors.JOSEError)
+  // jose reports a JWKS response that is not 200 or not JSON as a bare JOSEError
+  // (ERR_JOSE_GENERIC); every verdict on a token itself has a more specific code.
+  if (error instanceof joseErrors.JOSEError) return error.code === 'ERR_JOSE_GENERIC'
+  // fetch() failures (refused, DNS, TLS) are not JOSE errors.
+  return true
 }
 
 export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
@@ -106,6 +128,7 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     : undefined
 
   async function verifyUncached (token: string): Promise<Identity> {
+    if (!COMPACT_JWS.test(token)) throw new AppError('E007001')
     let payload: JWTPayload
     try {
       // jose's overloads differ for a key and a key resolver; both are valid here.
@@ -117,6 +140,8 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
       if (isKeySourceOutage(error)) throw new AppError('E011003', 'Token keys are unavailable', undefined, 503)
       throw new AppError('E007001')
     }
+    // A logout token (OIDC Back-Channel Logout) names a session too; it must never open one.
+    if (payload.events !== undefined) throw new AppError('E007001', 'A logout token is not a session token')
     const sessionClaim = payload[options.sessionClaim]
     if ((typeof sessionClaim !== 'string' || sessionClaim === '') || typeof payload.sub !== 'string' || payload.sub === '') {
       throw new AppError('E007001', 'Session token has no session or subject claim')
@@ -127,9 +152,11 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
       issuer,
       subject: payload.sub,
       sessionId: sessionIdOf(issuer, sessionClaim),
+      userId: userIdOf(issuer, payload.sub),
       roles,
       isSuperUser: roles.includes(options.superUserRole),
-      expiresAt: (payload.exp ?? 0) * 1000
+      expiresAt: (payload.exp ?? 0) * 1000,
+      issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : null
     }
   }
 
@@ -141,8 +168,16 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
       if (cache !== undefined) options.onCacheLookup?.(hit)
       if (hit) return cached
       const identity = await verifyUncached(token)
+      if (options.onVerified !== undefined) await options.onVerified(identity)
       cache?.set(token, identity, { ttl: Math.max(1, identity.expiresAt - now()) })
       return identity
+    },
+    forget (ended): void {
+      if (cache === undefined) return
+      // Logouts are rare next to requests: a walk over the cache beats an index kept on every hit.
+      for (const [token, identity] of cache.entries()) {
+        if ('sessionId' in ended ? identity.sessionId === ended.sessionId : identity.userId === ended.userId) cache.delete(token)
+      }
     }
   }
 }

@@ -19,6 +19,8 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     SSO_APPS: 'CRM,Portal',
     SSO_ENCRYPTION_KEYS: TEST_KEYS,
     SSO_KEY_PREFIX: `test-${randomBytes(4).toString('hex')}:`,
+    // Suites that send thousands of requests from one address; rate limiting has its own tests.
+    SSO_RATE_LIMIT_MAX: 0,
     ...overrides
   })
 }

@@ -27,7 +27,8 @@ export const ErrorResponses = {
   409: errorResponse('Attribute exists (E009001) or version mismatch (E011005)', 'E011005'),
   413: errorResponse('A limit is exceeded (E011001)', 'E011001'),
   415: errorResponse('Unsupported media type (E008001)', 'E008001'),
-  422: errorResponse('Stored value cannot be decrypted with the configured keys (E011006)', 'E011006'),
+  429: errorResponse('Rate limit exceeded (E011002); Retry-After says when to try again', 'E011002'),
+  422: errorResponse('Stored value cannot be decrypted (E011006); followed by E011004 when its key is no longer configured', 'E011006'),
   500: errorResponse('Unexpected error (E008004)', 'E008004'),
   503: errorResponse('Store or token keys unavailable (E011003)', 'E011003')
 }

@@ -1,5 +1,5 @@
 import {
-  CipherNeededError, PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // The embedded store for development: the same semantics as the Redis scripts, step for
@@ -19,6 +19,14 @@ export interface MemoryStoreOptions extends StoreLimits {
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const
   readonly #sessions = new Map<string, Session>()
+  /** Tombstones: session id -> epoch ms until which the session stays ended. */
+  readonly #endedSessions = new Map<string, number>()
+  /** User tombstones: user id -> when the user's sessions were ended, and until when that holds. */
+  readonly #endedUsers = new Map<string, { at: number, until: number }>()
+  /** User index: user id -> session id -> epoch ms until which the session may be used. */
+  readonly #userSessions = new Map<string, Map<string, number>>()
+  readonly #onceIds = new Map<string, number>()
+  readonly #hits = new Map<string, { current: number, until: number }>()
   readonly #limits: StoreLimits
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
@@ -35,10 +43,25 @@ export class MemoryStore implements Store {
     for (const [id, session] of this.#sessions) {
       if (session.idleUntil <= now) this.#sessions.delete(id)
     }
+    for (const map of [this.#endedSessions, this.#onceIds]) {
+      for (const [id, until] of map) if (until <= now) map.delete(id)
+    }
+    for (const [key, hits] of this.#hits) if (hits.until <= now) this.#hits.delete(key)
+    for (const [id, ended] of this.#endedUsers) if (ended.until <= now) this.#endedUsers.delete(id)
+    for (const [id, sessions] of this.#userSessions) {
+      for (const [sessionId, until] of sessions) if (until <= now) sessions.delete(sessionId)
+      if (sessions.size === 0) this.#userSessions.delete(id)
+    }
+  }
+
+  #isEnded (sessionId: string, now: number): boolean {
+    const until = this.#endedSessions.get(sessionId)
+    return until !== undefined && until > now
   }
 
   /** The live session with expired attributes purged, or undefined. */
   #live (sessionId: string, now: number): Session | undefined {
+    if (this.#isEnded(sessionId, now)) throw new SessionEndedError()
     const session = this.#sessions.get(sessionId)
     if (session === undefined) return undefined
     if (session.idleUntil <= now) {
@@ -151,10 +174,74 @@ export class MemoryStore implements Store {
     return session
   }
 
+  async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {
+    const now = this.#now()
+    this.#sessions.delete(sessionId)
+    this.#endedSessions.set(sessionId, Math.max(this.#endedSessions.get(sessionId) ?? 0, now + tombstoneTtlMs))
+  }
+
+  async endUserSessions (userId: string, tombstoneTtlMs: number): Promise<number> {
+    const now = this.#now()
+    this.#endedUsers.set(userId, { at: now, until: now + tombstoneTtlMs })
+    const sessions = this.#userSessions.get(userId) ?? new Map<string, number>()
+    this.#userSessions.delete(userId)
+    let ended = 0
+    for (const [sessionId, until] of sessions) {
+      if (until <= now) continue
+      await this.endSession(sessionId, tombstoneTtlMs)
+      ended++
+    }
+    return ended
+  }
+
+  async admitSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
+    const now = this.#now()
+    const endedUser = this.#endedUsers.get(userId)
+    if (endedUser !== undefined && endedUser.until > now && (issuedAtMs === null || issuedAtMs <= endedUser.at)) throw new SessionEndedError()
+    let sessions = this.#userSessions.get(userId)
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.#userSessions.set(userId, sessions)
+    }
+    sessions.set(sessionId, Math.max(sessions.get(sessionId) ?? 0, untilMs))
+  }
+
+  async isSessionEnded (sessionId: string): Promise<boolean> {
+    return this.#isEnded(sessionId, this.#now())
+  }
+
+  async rememberOnce (id: string, untilMs: number): Promise<boolean> {
+    const now = this.#now()
+    const until = this.#onceIds.get(id)
+    if (until !== undefined && until > now) return false
+    this.#onceIds.set(id, untilMs)
+    return true
+  }
+
+  async forgetOnce (id: string): Promise<void> {
+    this.#onceIds.delete(id)
+  }
+
+  async countHit (key: string, windowMs: number): Promise<{ current: number, ttlMs: number }> {
+    const now = this.#now()
+    let hits = this.#hits.get(key)
+    if (hits === undefined || hits.until <= now) {
+      hits = { current: 0, until: now + windowMs }
+      this.#hits.set(key, hits)
+    }
+    hits.current++
+    return { current: hits.current, ttlMs: hits.until - now }
+  }
+
   async ping (): Promise<void> {}
 
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#sessions.clear()
+    this.#endedSessions.clear()
+    this.#endedUsers.clear()
+    this.#userSessions.clear()
+    this.#onceIds.clear()
+    this.#hits.clear()
   }
 }

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.ts'
+import { createRedisClient, type RedisClient, type RedisTopology } from './redis-topology.ts'
 import {
-  CipherNeededError, PreconditionFailed, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // Key layout (docs/KEYS.md): every key of a session shares the hash tag {<session id>}, so a
@@ -22,9 +23,13 @@ function script (name: string): string {
 }
 
 interface ScriptCommands {
-  ssoWrite: (attrs: string, expiry: string, meta: string, ...args: Array<string | number>) => Promise<Array<string | number>>
-  ssoRead: (attrs: string, expiry: string, meta: string, ...args: Array<string | number>) => Promise<Array<string | number | null>>
-  ssoDelete: (attrs: string, expiry: string, meta: string, ...args: Array<string | number>) => Promise<Array<string | number>>
+  ssoWrite: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
+  ssoRead: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number | null>>
+  ssoDelete: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
+  ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
+  ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
+  ssoRate: (counter: string, windowMs: number) => Promise<[number, number]>
+  ssoAdmit: (index: string, userEnded: string, sessionId: string, issuedAtMs: number | string, untilMs: number) => Promise<string>
 }
 
 const RECORD_HEADER = /^(\d+):(\d+):(\d+):(\d*):([ep]):/
@@ -53,22 +58,40 @@ export function isUnavailable (error: unknown): boolean {
 }
 
 export interface RedisStoreOptions extends StoreLimits {
-  url: string
+  /** One server by URL; the same as `topology: { kind: 'standalone', url }`. */
+  url?: string | undefined
+  /** Cluster or Sentinel (or a URL); wins over `url`. */
+  topology?: RedisTopology | undefined
   keyPrefix: string
   commandTimeoutMs: number
   connectTimeoutMs: number
+  username?: string | undefined
+  password?: string | undefined
+  sentinelPassword?: string | undefined
+  tls?: boolean | undefined
+  /**
+   * Writes and deletes answer ok only once this many replicas have acknowledged them (Redis
+   * WAIT, sent with the script in one round trip); fewer is 503 E011003. 0: no wait.
+   */
+  minReplicasAck?: number | undefined
   /** Extra ioredis options (tests use them to shorten reconnect delays). */
   redisOptions?: RedisOptions
+  /** Extra ioredis Cluster options. */
+  clusterOptions?: ClusterOptions
 }
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
-  readonly redis: Redis
+  readonly redis: RedisClient
+  /** Where durable writes go: a connection of their own, so that WAIT never holds up reads. */
+  readonly #writer: RedisClient
+  readonly #minReplicasAck: number
+  readonly #waitTimeoutMs: number
   readonly #commands: ScriptCommands
   readonly #prefix: string
   readonly #limits: StoreLimits
   readonly #timeoutMs: number
-  #connected: Promise<void> | undefined
+  readonly #connected = new Map<RedisClient, Promise<void>>()
 
   constructor (options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix
@@ -78,47 +101,74 @@ export class RedisStore implements Store {
       sessionMaxTtlMs: options.sessionMaxTtlMs,
       maxAttributesPerSession: options.maxAttributesPerSession
     }
-    this.redis = new Redis(options.url, {
-      commandTimeout: options.commandTimeoutMs,
-      connectTimeout: options.connectTimeoutMs,
-      // A request must fail fast while Redis is away rather than queue for reconnection.
-      maxRetriesPerRequest: 1,
-      // ioredis would send queued and in-flight commands on reconnection, even those whose
-      // request had already been answered 503: a refused write would be applied later.
-      // Commands are sent only while connected; #run waits for that within its deadline.
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
-      enableAutoPipelining: true,
-      lazyConnect: true,
-      ...options.redisOptions
+    const topology = options.topology ?? { kind: 'standalone', url: options.url ?? 'redis://127.0.0.1:6379' }
+    this.redis = createRedisClient({
+      topology,
+      commandTimeoutMs: options.commandTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
+      username: options.username,
+      password: options.password,
+      sentinelPassword: options.sentinelPassword,
+      tls: options.tls,
+      redisOptions: options.redisOptions,
+      clusterOptions: options.clusterOptions
     })
+    this.#minReplicasAck = options.minReplicasAck ?? 0
+    // WAIT gives up before the request's deadline, so that the writer connection is free again
+    // by the time the request has been answered.
+    this.#waitTimeoutMs = Math.max(10, Math.floor(options.commandTimeoutMs / 2))
     // ioredis re-emits connection errors; the retry strategy handles them, readiness reports them.
     this.redis.on('error', () => {})
-    this.redis.defineCommand('ssoWrite', { numberOfKeys: 3, lua: script('write') })
-    this.redis.defineCommand('ssoRead', { numberOfKeys: 3, lua: script('read') })
-    this.redis.defineCommand('ssoDelete', { numberOfKeys: 3, lua: script('delete') })
+    this.redis.defineCommand('ssoWrite', { numberOfKeys: 4, lua: script('write') })
+    this.redis.defineCommand('ssoRead', { numberOfKeys: 4, lua: script('read') })
+    this.redis.defineCommand('ssoDelete', { numberOfKeys: 4, lua: script('delete') })
+    this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: readScript('end-session') })
+    this.redis.defineCommand('ssoEndUser', { numberOfKeys: 2, lua: readScript('end-user') })
+    this.redis.defineCommand('ssoAdmit', { numberOfKeys: 2, lua: readScript('admit') })
+    this.redis.defineCommand('ssoRate', { numberOfKeys: 1, lua: readScript('rate') })
     this.#commands = this.redis as unknown as ScriptCommands
     this.redis.connect().catch(() => {})
+    this.#writer = this.redis
+    if (this.#minReplicasAck > 0) {
+      this.#writer = this.redis.duplicate()
+      this.#writer.on('error', () => {})
+      const scripts = this.redis.scriptsSet as Record<string, { lua: string, numberOfKeys: number | null }>
+      for (const [name, { lua, numberOfKeys }] of Object.entries(scripts)) {
+        this.#writer.defineCommand(name, { lua, ...(numberOfKeys !== null ? { numberOfKeys } : {}) })
+      }
+      this.#writer.connect().catch(() => {})
+    }
   }
 
-  keysOf (sessionId: string): [string, string, string] {
+  /** The keys of a session: attributes, expiries, deadline, tombstone (one hash slot). */
+  keysOf (sessionId: string): [string, string, string, string] {
     const base = `${this.#prefix}{${sessionId}}:`
-    return [`${base}a`, `${base}x`, `${base}m`]
+    return [`${base}a`, `${base}x`, `${base}m`, `${base}t`]
+  }
+
+  /** The keys of a user: session index and user tombstone (one hash slot, not the sessions'). */
+  userKeysOf (userId: string): [string, string] {
+    const base = `${this.#prefix}{u:${userId}}:`
+    return [`${base}s`, `${base}t`]
+  }
+
+  #onceKey (id: string): string {
+    return `${this.#prefix}{o:${id}}`
   }
 
   // ioredis starts commandTimeout when a command is written, and auto-pipelining holds a
   // command back while the previous pipeline waits: against a frozen Redis a request would
   // take up to twice the timeout. The deadline counts from the call instead.
-  async #run<T> (call: () => Promise<T>): Promise<T> {
+  async #run<T> (call: () => Promise<T>, client: RedisClient = this.redis): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new StoreUnavailableError(new Error(`no answer from Redis within ${this.#timeoutMs} ms`))), this.#timeoutMs)
     })
     try {
-      if (this.redis.status !== 'ready') await Promise.race([this.#whenConnected(), deadline])
+      if (client.status !== 'ready') await Promise.race([this.#whenConnected(client), deadline])
       return await Promise.race([call(), deadline])
     } catch (error) {
+      if (isEndedReply(error)) throw new SessionEndedError()
       if (error instanceof StoreUnavailableError || !isUnavailable(error)) throw error
       throw new StoreUnavailableError(error)
     } finally {
@@ -127,14 +177,43 @@ export class RedisStore implements Store {
   }
 
   /** One shared wait for the connection, however many requests are waiting. */
-  #whenConnected (): Promise<void> {
-    this.#connected ??= new Promise((resolve) => {
-      this.redis.once('ready', () => {
-        this.#connected = undefined
-        resolve()
+  #whenConnected (client: RedisClient): Promise<void> {
+    let connected = this.#connected.get(client)
+    if (connected === undefined) {
+      connected = new Promise((resolve) => {
+        client.once('ready', () => {
+          this.#connected.delete(client)
+          resolve()
+        })
       })
-    })
-    return this.#connected
+      this.#connected.set(client, connected)
+    }
+    return connected
+  }
+
+  /**
+   * A script and a WAIT for the replicas, pipelined on the writer connection: one round trip.
+   * WAIT inside MULTI or a script would not block, so the two go side by side. A script that
+   * refused the write wrote nothing and needs no acknowledgement.
+   */
+  async #durable (name: 'ssoWrite' | 'ssoDelete', keysAndArgs: Array<string | number>): Promise<Array<string | number>> {
+    // ioredis types the pipeline's built-in commands only; the scripts are defined on it too.
+    const pipeline = this.#writer.pipeline() as unknown as Record<typeof name, (...args: Array<string | number>) => ChainableCommander>
+    const results = await pipeline[name](...keysAndArgs).wait(this.#minReplicasAck, this.#waitTimeoutMs).exec()
+    const [scriptResult, waitResult] = results ?? []
+    if (scriptResult?.[0] != null) {
+      // After a failover the writer's slot map is stale until it refreshes: ask for that now.
+      if (this.#writer instanceof Cluster && /^(MOVED|ASK) /.test(scriptResult[0].message)) this.#writer.refreshSlotsCache()
+      throw scriptResult[0]
+    }
+    const reply = scriptResult?.[1] as Array<string | number>
+    if (reply[0] !== 'OK') return reply
+    if (waitResult?.[0] != null) throw waitResult[0]
+    const acknowledged = Number(waitResult?.[1])
+    if (acknowledged < this.#minReplicasAck) {
+      throw new StoreUnavailableError(new Error(`${acknowledged} of ${this.#minReplicasAck} replicas acknowledged the write within ${this.#waitTimeoutMs} ms`))
+    }
+    return reply
   }
 
   async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
@@ -152,7 +231,9 @@ export class RedisStore implements Store {
         item.expectVersion ?? ''
       )
     }
-    const reply = await this.#run(() => this.#commands.ssoWrite(...this.keysOf(sessionId), ...args))
+    const reply = this.#minReplicasAck > 0
+      ? await this.#run(async () => await this.#durable('ssoWrite', [...this.keysOf(sessionId), ...args]), this.#writer)
+      : await this.#run(() => this.#commands.ssoWrite(...this.keysOf(sessionId), ...args))
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return items.map((item, index) => {
@@ -175,7 +256,10 @@ export class RedisStore implements Store {
   }
 
   async delete (sessionId: string, names: string[], ifVersion?: number): Promise<boolean[]> {
-    const reply = await this.#run(() => this.#commands.ssoDelete(...this.keysOf(sessionId), this.#limits.sessionIdleTtlMs, ifVersion ?? '', ...names))
+    const keysAndArgs = [...this.keysOf(sessionId), this.#limits.sessionIdleTtlMs, ifVersion ?? '', ...names]
+    const reply = this.#minReplicasAck > 0
+      ? await this.#run(async () => await this.#durable('ssoDelete', keysAndArgs), this.#writer)
+      : await this.#run(() => this.#commands.ssoDelete(...this.keysOf(sessionId), this.#limits.sessionIdleTtlMs, ifVersion ?? '', ...names))
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return rest.map((deleted) => deleted === 1)
@@ -186,17 +270,63 @@ export class RedisStore implements Store {
     return (reply as string[]).sort(compareNames)
   }
 
+  async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {
+    await this.#run(() => this.#commands.ssoEndSession(...this.keysOf(sessionId), tombstoneTtlMs))
+  }
+
+  async endUserSessions (userId: string, tombstoneTtlMs: number): Promise<number> {
+    const sessions = await this.#run(() => this.#commands.ssoEndUser(...this.userKeysOf(userId), tombstoneTtlMs))
+    // Each session lives in a slot of its own: one script each, sent together.
+    await Promise.all(sessions.map(async (sessionId) => await this.endSession(sessionId, tombstoneTtlMs)))
+    return sessions.length
+  }
+
+  async admitSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
+    const reply = await this.#run(() => this.#commands.ssoAdmit(...this.userKeysOf(userId), sessionId, issuedAtMs ?? '', untilMs))
+    if (reply === 'ENDED') throw new SessionEndedError()
+  }
+
+  async isSessionEnded (sessionId: string): Promise<boolean> {
+    return await this.#run(async () => await this.redis.exists(this.keysOf(sessionId)[3])) === 1
+  }
+
+  async rememberOnce (id: string, untilMs: number): Promise<boolean> {
+    return await this.#run(async () => await this.redis.set(this.#onceKey(id), '1', 'PXAT', Math.ceil(untilMs), 'NX')) === 'OK'
+  }
+
+  async forgetOnce (id: string): Promise<void> {
+    await this.#run(async () => await this.redis.del(this.#onceKey(id)))
+  }
+
+  async countHit (key: string, windowMs: number): Promise<{ current: number, ttlMs: number }> {
+    const [current, ttlMs] = await this.#run(() => this.#commands.ssoRate(`${this.#prefix}{r:${key}}`, windowMs))
+    return { current, ttlMs }
+  }
+
+  /** Redis answers; on a Cluster, one that also says all slots are served (cluster_state:ok). */
   async ping (): Promise<void> {
-    await this.#run(async () => await this.redis.ping())
+    const redis = this.redis
+    if (redis instanceof Cluster) {
+      const info = await this.#run(async () => await redis.cluster('INFO'))
+      if (!/^cluster_state:ok\b/m.test(info)) throw new StoreUnavailableError(new Error('cluster_state is not ok'))
+      return
+    }
+    await this.#run(async () => await redis.ping())
   }
 
   async close (): Promise<void> {
-    try {
-      await this.redis.quit()
-    } catch {
-      this.redis.disconnect()
-    }
+    await Promise.all([...new Set([this.redis, this.#writer])].map(async (client) => {
+      try {
+        await client.quit()
+      } catch {
+        client.disconnect()
+      }
+    }))
   }
+}
+
+function isEndedReply (error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError' && error.message.startsWith('ENDED')
 }
 
 /** The error a store raises for a failed precondition, naming the attributes concerned. */

@@ -77,8 +77,39 @@ export interface Store {
   /** Returns whether each name existed. With ifVersion (single name), mismatch or absence is E011005. */
   delete: (sessionId: string, names: string[], ifVersion?: number) => Promise<boolean[]>
   names: (sessionId: string) => Promise<string[]>
+  /**
+   * Ends a session: purges its attributes and leaves a tombstone for `tombstoneTtlMs`, after
+   * which every call on the session fails with E007001. Idempotent.
+   */
+  endSession: (sessionId: string, tombstoneTtlMs: number) => Promise<void>
+  /**
+   * Ends every session of a user: a user tombstone (tokens issued before it are refused by
+   * admitSession) and endSession for each session in the user's index. Returns how many.
+   */
+  endUserSessions: (userId: string, tombstoneTtlMs: number) => Promise<number>
+  /**
+   * Records a session of a user in the user's index until `untilMs` (the token's expiry), or
+   * fails with E007001 when the user's sessions were ended after the token was issued. (An
+   * ended session's own tombstone is checked by every call on the session, in its slot.)
+   */
+  admitSession: (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number) => Promise<void>
+  isSessionEnded: (sessionId: string) => Promise<boolean>
+  /** Remembers a one-time id (a logout token's jti) until `untilMs`; false if it was already. */
+  rememberOnce: (id: string, untilMs: number) => Promise<boolean>
+  /** Forgets a one-time id again, after the work it guarded failed. */
+  forgetOnce: (id: string) => Promise<void>
+  /** Counts a request of `key` in a fixed window of `windowMs` (rate limiting). */
+  countHit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
   ping: () => Promise<void>
   close: () => Promise<void>
+}
+
+/** A call on a session (or by a user) that has been ended. */
+export class SessionEndedError extends AppError {
+  constructor () {
+    super('E007001', 'Session has ended')
+    this.name = 'SessionEndedError'
+  }
 }
 
 export class StaleReadError extends Error {

@@ -24,6 +24,13 @@ function unreachableStore (): Store {
     exists: async (...args) => await inner.exists(...args),
     delete: async (...args) => await inner.delete(...args),
     names: async (...args) => await inner.names(...args),
+    endSession: async (...args) => await inner.endSession(...args),
+    endUserSessions: async (...args) => await inner.endUserSessions(...args),
+    admitSession: async (...args) => await inner.admitSession(...args),
+    isSessionEnded: async (...args) => await inner.isSessionEnded(...args),
+    rememberOnce: async (...args) => await inner.rememberOnce(...args),
+    forgetOnce: async (...args) => await inner.forgetOnce(...args),
+    countHit: async (...args) => await inner.countHit(...args),
     ping: async () => { throw new StoreUnavailableError(new Error('connect ECONNREFUSED 127.0.0.1:6379')) },
     close: async () => await inner.close()
   }

@@ -4,7 +4,9 @@ import { describe, test, type TestContext } from 'node:test'
 import type { InjectOptions } from 'fastify'
 import { pino } from 'pino'
 import { loggerOptions } from '../../src/app.ts'
-import { build, mintUst, TEST_KEYS, TEST_SECRET, testConfig } from '../helper.ts'
+import { SignJWT } from 'jose'
+import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout-token.ts'
+import { build, mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_KEYS, TEST_SECRET, testConfig } from '../helper.ts'
 
 const SECRET_VALUE = 'hunter2-card-4111111111111111'
 const PLAIN_VALUE = 'plain-value-7c3e9a'
@@ -57,10 +59,18 @@ async function runRequests (app: LoggedApp): Promise<Scenario> {
   await inject({ method: 'PUT', url: '/sso/session/attr', headers: { authorization: `Bearer ${ust}x` }, payload: { current_app: 'CRM', name: 'x', value: SECRET_VALUE } }, 401)
   await inject({ method: 'PUT', url: '/sso/session/attr', headers: bearer, payload: { current_app: 'CRM', name: 'x', value: SECRET_VALUE, colour: PLAIN_VALUE } }, 400)
   await inject({ method: 'GET', url: `/nope?target_ust=${target}`, headers: bearer }, 404)
+  // Session end and back-channel logout: the logout token is a credential too.
+  const logoutToken = await new SignJWT({ events: { [BACKCHANNEL_LOGOUT_EVENT]: {} }, jti: 'log-test-jti', sub: 'alice' })
+    .setProtectedHeader({ alg: 'HS256' }).setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setIssuedAt().sign(new TextEncoder().encode(TEST_SECRET))
+  const form = { 'content-type': 'application/x-www-form-urlencoded' }
+  await inject({ method: 'POST', url: '/sso/backchannel-logout', headers: form, payload: `logout_token=${logoutToken}x` }, 400)
+  await inject({ method: 'DELETE', url: '/sso/session', headers: bearer, payload: { current_app: 'CRM', target_ust: target } }, 200)
+  await inject({ method: 'POST', url: '/sso/backchannel-logout', headers: form, payload: `logout_token=${logoutToken}` }, 200)
+  await inject({ method: 'POST', url: '/sso/backchannel-logout', headers: form, payload: `logout_token=${logoutToken}` }, 400)
 
   const keyMaterial = TEST_KEYS.split(',').map((entry) => entry.split(':')[1]!)
   const secrets = [
-    ust, target, `${ust}x`,
+    ust, target, `${ust}x`, logoutToken, logoutToken.split('.')[2]!,
     // A token's signature alone is enough to be a leak.
     ust.split('.')[2]!, target.split('.')[2]!,
     SECRET_VALUE, PLAIN_VALUE, ciphertext, ciphertext.split('.')[3]!,

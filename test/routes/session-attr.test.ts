@@ -1291,7 +1291,11 @@ describe('envelope', () => {
 function failingStore (error: () => Error): Store {
   const inner = new MemoryStore({ sessionIdleTtlMs: 3_600_000, sessionMaxTtlMs: 86_400_000, maxAttributesPerSession: 1000 })
   const fail = async (): Promise<never> => { throw error() }
-  return { kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, ping: fail, close: async () => await inner.close() }
+  // Token admission passes, so that each operation's own store call is the one that fails.
+  return {
+    kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, ping: fail, close: async () => await inner.close(),
+    endSession: fail, endUserSessions: fail, admitSession: async () => {}, isSessionEnded: fail, rememberOnce: fail, forgetOnce: fail, countHit: fail
+  }
 }
 
 describe('store failures', () => {
@@ -1331,19 +1335,24 @@ describe('GET /sso/session/attr: encryption keys', () => {
     assert.equal(assertOk(await api.get({ name: 's' })).value, 'rotated')
   })
 
-  test('a value under a key no longer configured is 422 E011006 on get; decrypt: false, exists and names still work', async (t) => {
+  test('a value under a key no longer configured is 422 E011006 + E011004 on get; decrypt: false, exists and names still work', async (t) => {
     const store = new MemoryStore({ sessionIdleTtlMs: 3_600_000, sessionMaxTtlMs: 86_400_000, maxAttributesPerSession: 1000 })
     const before = await build(t, { SSO_ENCRYPTION_KEYS: `old:${key(1)}` }, { store })
     const alice = await newSession()
     assertOk(await client(before, PREFIXES[0], alice).set({ name: 's', value: 'secret', encrypt: true }))
     const after = await build(t, { SSO_ENCRYPTION_KEYS: `new:${key(2)}` }, { store })
     const api = client(after, PREFIXES[0], alice)
-    const failed = assertError(await api.get({ name: 's' }), 422, 'E011006')
-    assert.doesNotMatch(JSON.stringify(failed), /secret/)
+    const reply = await api.get({ name: 's' })
+    assert.equal(reply.statusCode, 422)
+    // E011006 first, as 1.0 answered for every undecryptable value; E011004 names the cause.
+    assert.deepEqual(reply.body.sub_status, ['E011006', 'E011004'])
+    assert.doesNotMatch(reply.text, /secret/)
     assert.match(String(assertOk(await api.get({ name: 's', decrypt: false })).value), /^gcm1\.old\./)
     assert.equal(assertOk(await api.exists({ name: 's' })).result, true)
     assert.deepEqual(assertOk(await api.names()).result, ['s'])
-    assertError(await api.update({ name: 's', encrypt: false }), 422, 'E011006')
+    const toggle = await api.update({ name: 's', encrypt: false })
+    assert.equal(toggle.statusCode, 422)
+    assert.deepEqual(toggle.body.sub_status, ['E011006', 'E011004'])
     assert.equal((await storedAttribute(after, alice, 's'))?.version, 1)
   })
 })

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  CipherNeededError, PreconditionFailed, StaleReadError, type ExpiryWrite, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
+  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, type ExpiryWrite, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
 } from '../../src/store/types.ts'
 
 // The one contract both stores must meet (src/store/types.ts), run once per store by
@@ -719,6 +719,137 @@ export function storeContract (name: string, makeStore: MakeStore): void {
           }
         }
         assert.equal((await store.names(sid)).length, 5)
+      })
+    })
+
+    describe('session lifecycle: ending sessions, user index, one-time ids, rate counters', () => {
+      const ended = (error: unknown) => {
+        assert.ok(error instanceof SessionEndedError, `expected SessionEndedError, got ${String(error)}`)
+        assert.equal(error.code, 'E007001')
+        return true
+      }
+
+      test('endSession purges the attributes and every later call on the session fails with E007001', async (t) => {
+        const store = await open(t)
+        const sid = newSessionId()
+        const other = newSessionId()
+        await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2), inMs(60_000))])
+        await store.write(other, 'create', [item('a', plain(1))])
+        assert.equal(await store.isSessionEnded(sid), false)
+        await store.endSession(sid, 60_000)
+        assert.equal(await store.isSessionEnded(sid), true)
+        await assert.rejects(store.get(sid, ['a']), ended)
+        await assert.rejects(store.exists(sid, ['a']), ended)
+        await assert.rejects(store.names(sid), ended)
+        await assert.rejects(store.delete(sid, ['a']), ended)
+        // No write resurrects it, not even a create of a fresh name.
+        await assert.rejects(store.write(sid, 'set', [item('c', plain(3))]), ended)
+        await assert.rejects(store.write(sid, 'create', [item('a', plain(9))]), ended)
+        // Another session is untouched.
+        assert.equal((await mustGet(store, other, 'a')).payload, '1')
+        assert.equal(await store.isSessionEnded(other), false)
+      })
+
+      test('endSession is idempotent and works on a session that never had attributes', async (t) => {
+        const store = await open(t)
+        const sid = newSessionId()
+        await store.endSession(sid, 60_000)
+        await store.endSession(sid, 60_000)
+        assert.equal(await store.isSessionEnded(sid), true)
+        await assert.rejects(store.write(sid, 'create', [item('a', plain(1))]), ended)
+      })
+
+      test('a tombstone lasts its TTL, then the session id is usable again', async (t) => {
+        const store = await open(t)
+        const sid = newSessionId()
+        await store.write(sid, 'create', [item('a', plain(1))])
+        await store.endSession(sid, 300)
+        await assert.rejects(store.get(sid, ['a']), ended)
+        await sleep(450)
+        assert.equal(await store.isSessionEnded(sid), false)
+        // The purge was real: the attribute did not come back with the tombstone gone.
+        assert.deepEqual(await store.get(sid, ['a']), [null])
+      })
+
+      test('endUserSessions ends every indexed session of the user, and only those', async (t) => {
+        const store = await open(t)
+        const user = newSessionId()
+        const stranger = newSessionId()
+        const [s1, s2, s3] = [newSessionId(), newSessionId(), newSessionId()]
+        const issuedAt = Date.now() - 1000
+        await store.admitSession(user, s1, issuedAt, Date.now() + 60_000)
+        await store.admitSession(user, s2, issuedAt, Date.now() + 60_000)
+        await store.admitSession(stranger, s3, issuedAt, Date.now() + 60_000)
+        await store.write(s1, 'create', [item('a', plain(1))])
+        await store.write(s3, 'create', [item('a', plain(1))])
+        assert.equal(await store.endUserSessions(user, 60_000), 2)
+        assert.equal(await store.isSessionEnded(s1), true)
+        assert.equal(await store.isSessionEnded(s2), true)
+        await assert.rejects(store.get(s1, ['a']), ended)
+        assert.equal(await store.isSessionEnded(s3), false)
+        assert.equal((await mustGet(store, s3, 'a')).payload, '1')
+        // Again: nothing left in the index, and still idempotent.
+        assert.equal(await store.endUserSessions(user, 60_000), 0)
+      })
+
+      test('after endUserSessions, tokens issued before it are refused and tokens issued after it are admitted', async (t) => {
+        const store = await open(t)
+        const user = newSessionId()
+        const before = Date.now() - 2000
+        await store.endUserSessions(user, 60_000)
+        // A session the index never saw (its token was never used) is refused all the same.
+        await assert.rejects(store.admitSession(user, newSessionId(), before, Date.now() + 60_000), ended)
+        // No iat: the service cannot tell, so it refuses while the user tombstone lasts.
+        await assert.rejects(store.admitSession(user, newSessionId(), null, Date.now() + 60_000), ended)
+        await sleep(20)
+        await store.admitSession(user, newSessionId(), Date.now() + 1000, Date.now() + 60_000)
+        // Another user is not affected.
+        await store.admitSession(newSessionId(), newSessionId(), before, Date.now() + 60_000)
+      })
+
+      test('an index entry whose token has expired is not ended again', async (t) => {
+        const store = await open(t)
+        const user = newSessionId()
+        const gone = newSessionId()
+        const live = newSessionId()
+        await store.admitSession(user, gone, Date.now() - 1000, Date.now() + 150)
+        await store.admitSession(user, live, Date.now() - 1000, Date.now() + 60_000)
+        await sleep(300)
+        assert.equal(await store.endUserSessions(user, 60_000), 1)
+        assert.equal(await store.isSessionEnded(live), true)
+        assert.equal(await store.isSessionEnded(gone), false)
+      })
+
+      test('rememberOnce is true the first time only, until the id expires; forgetOnce frees it', async (t) => {
+        const store = await open(t)
+        const id = newSessionId()
+        assert.equal(await store.rememberOnce(id, Date.now() + 60_000), true)
+        assert.equal(await store.rememberOnce(id, Date.now() + 60_000), false)
+        await store.forgetOnce(id)
+        assert.equal(await store.rememberOnce(id, Date.now() + 60_000), true)
+        const short = newSessionId()
+        assert.equal(await store.rememberOnce(short, Date.now() + 200), true)
+        await sleep(350)
+        assert.equal(await store.rememberOnce(short, Date.now() + 200), true)
+      })
+
+      test('parallel rememberOnce of one id: exactly one wins', async (t) => {
+        const store = await open(t)
+        const id = newSessionId()
+        const results = await Promise.all(Array.from({ length: 20 }, async () => await store.rememberOnce(id, Date.now() + 60_000)))
+        assert.equal(results.filter(Boolean).length, 1)
+      })
+
+      test('countHit counts per key within a window, then starts again', async (t) => {
+        const store = await open(t)
+        const key = `u:${newSessionId()}`
+        const counts = []
+        for (let index = 0; index < 3; index++) counts.push(await store.countHit(key, 300))
+        assert.deepEqual(counts.map((hit) => hit.current), [1, 2, 3])
+        for (const hit of counts) assert.ok(hit.ttlMs > 0 && hit.ttlMs <= 300, `ttl ${hit.ttlMs}`)
+        assert.equal((await store.countHit(`ip:${newSessionId()}`, 300)).current, 1)
+        await sleep(400)
+        assert.equal((await store.countHit(key, 300)).current, 1)
       })
     })
   })

@@ -1,7 +1,9 @@
 -- Prepended to every script. KEYS[1] attributes hash (name -> record), KEYS[2] expiry zset
--- (name -> expires ms), KEYS[3] session deadline (epoch ms: first attribute + max TTL).
+-- (name -> expires ms), KEYS[3] session deadline (epoch ms: first attribute + max TTL),
+-- KEYS[4] tombstone of an ended session: while it exists every call fails with ENDED.
 -- "now" comes from Redis so that every service instance agrees on expiry.
 local attrs, expiry, meta = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('ENDED session has ended') end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 

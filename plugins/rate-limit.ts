@@ -1,0 +1,83 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../src/config.ts'
+import { AppError } from '../src/errors.ts'
+import type { Store } from '../src/store/types.ts'
+import type { Identity } from '../src/ust.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's UST as verified while choosing the rate-limit key; reused by authorization. */
+    verifiedCaller: Promise<Identity> | null
+  }
+}
+
+const BEARER = /^Bearer +([^ ]+) *$/i
+
+/** The caller's UST wherever it was given, without judging the rest of the request. */
+function callerUst (request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization
+  if (typeof authorization === 'string') return BEARER.exec(authorization)?.[1]
+  for (const part of [request.body, request.query]) {
+    const ust = (part as Record<string, unknown> | null | undefined)?.current_ust
+    if (typeof ust === 'string') return ust
+  }
+  return undefined
+}
+
+/** @fastify/rate-limit's store interface over our Store: same Redis, same command deadline. */
+function counterOn (store: Store) {
+  return class StoreCounter {
+    readonly #windowMs: number
+    constructor (options: { timeWindow?: number }) {
+      this.#windowMs = options.timeWindow ?? 60_000
+    }
+
+    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow?: number): void {
+      store.countHit(key, timeWindow ?? this.#windowMs).then(
+        ({ current, ttlMs }) => callback(null, { current, ttl: ttlMs }),
+        (error: Error) => callback(error)
+      )
+    }
+
+    child (options: { timeWindow?: number }): StoreCounter {
+      return new StoreCounter(options)
+    }
+  }
+}
+
+/**
+ * Rate limits the routes registered after it in the same scope: per caller (issuer + subject
+ * of a UST that verifies) and per client IP for everything else, so failed authentication
+ * cannot be used to spend another user's budget. A store outage fails the request with 503
+ * rather than waving it through.
+ */
+export default fp<{ config: Config }>(async (fastify, { config }) => {
+  fastify.decorateRequest('verifiedCaller', null)
+  if (config.SSO_RATE_LIMIT_MAX === 0) return
+  await fastify.register(rateLimit, {
+    global: true,
+    hook: 'preValidation',
+    max: config.SSO_RATE_LIMIT_MAX,
+    timeWindow: config.SSO_RATE_LIMIT_WINDOW * 1000,
+    skipOnError: false,
+    // The plugin's type wants its own store constructor; ours has the same shape.
+    store: counterOn(fastify.store) as unknown as NonNullable<Parameters<typeof rateLimit>[1]>['store'],
+    addHeadersOnExceeding: { 'x-ratelimit-limit': true, 'x-ratelimit-remaining': true, 'x-ratelimit-reset': true },
+    keyGenerator: async (request) => {
+      const ust = callerUst(request)
+      if (ust !== undefined) {
+        const verification = fastify.access.identify(ust)
+        request.verifiedCaller = verification
+        try {
+          return `u:${(await verification).userId}`
+        } catch {
+          // Counted against the client address, and answered by authorization.
+        }
+      }
+      return `ip:${request.ip}`
+    },
+    errorResponseBuilder: (_request, context) => new AppError('E011002', `Rate limit exceeded, retry in ${context.after}`)
+  })
+}, { name: 'rate-limit', dependencies: ['store', 'attributes'] })

@@ -1,0 +1,113 @@
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+
+// How the Redis store reaches Redis: one server by URL, a Redis Cluster by its seed nodes, or a
+// Sentinel-managed primary. Every topology gets the same failure semantics as the standalone
+// client (see RedisStore): no offline queue, a bounded command timeout, and no command sent a
+// second time once it may have reached a server that could have run it.
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export type RedisTopology =
+  | { kind: 'standalone', url: string }
+  | { kind: 'cluster', nodes: HostPort[] }
+  | { kind: 'sentinel', sentinels: HostPort[], name: string }
+
+export interface RedisConnectionOptions {
+  topology: RedisTopology
+  commandTimeoutMs: number
+  connectTimeoutMs: number
+  /** ACL user and password of the data nodes; for a URL, its own credentials win. */
+  username?: string | undefined
+  password?: string | undefined
+  /** The password of the Sentinels themselves, when they require one. */
+  sentinelPassword?: string | undefined
+  /** TLS to every node (and to the Sentinels); a `rediss://` URL turns it on by itself. */
+  tls?: boolean | undefined
+  /** Extra options for every data-node connection (tests shorten delays with them). */
+  redisOptions?: RedisOptions | undefined
+  /** Extra Cluster options. */
+  clusterOptions?: ClusterOptions | undefined
+}
+
+export type RedisClient = Redis | Cluster
+
+/** The options every data-node connection gets, whatever the topology. */
+function nodeOptions (options: RedisConnectionOptions): RedisOptions {
+  return {
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    // A request must fail fast while Redis is away rather than queue for reconnection.
+    maxRetriesPerRequest: 1,
+    // ioredis would send queued and in-flight commands on reconnection, even those whose
+    // request had already been answered 503: a refused write would be applied later.
+    // Commands are sent only while connected; RedisStore waits for that within its deadline.
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 500),
+    lazyConnect: true,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(options.tls === true ? { tls: {} } : {})
+  }
+}
+
+export function createRedisClient (options: RedisConnectionOptions): RedisClient {
+  const { topology } = options
+  const node = nodeOptions(options)
+  if (topology.kind === 'standalone') {
+    // URL first: ioredis lets the URL's credentials and TLS scheme win over the options.
+    return new Redis(topology.url, { ...node, enableAutoPipelining: true, ...options.redisOptions })
+  }
+  if (topology.kind === 'sentinel') {
+    return new Redis({
+      ...node,
+      sentinels: topology.sentinels,
+      name: topology.name,
+      role: 'master',
+      ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+      enableTLSForSentinelMode: options.tls === true,
+      // No failoverDetector: its Sentinel subscriptions have no error listener, so ioredis
+      // prints "[ioredis] Unhandled error event" to stderr for every retry while a Sentinel is
+      // down. A dead primary closes the connection; a demoted one answers READONLY (below).
+      failoverDetector: false,
+      sentinelRetryStrategy: (attempt) => Math.min(50 * attempt, 500),
+      // A demoted primary answers writes with READONLY: reconnect (through the Sentinels, to
+      // the new primary) without resending the refused command.
+      reconnectOnError: (error) => error.message.startsWith('READONLY') ? 1 : false,
+      enableAutoPipelining: true,
+      ...options.redisOptions
+    })
+  }
+  return new Cluster(topology.nodes, {
+    // Node connections: ioredis itself never reconnects them (a lost node is replaced after
+    // a MOVED reply or a slot refresh) and keeps an offline queue only until a new node's
+    // first connection is up.
+    redisOptions: { ...node, ...options.redisOptions },
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    lazyConnect: true,
+    // A command whose connection closed may have run: never resend it (0 turns the retry
+    // off). CLUSTERDOWN is answered 503 at once rather than retried past the request's
+    // deadline. MOVED, ASK and TRYAGAIN mean the command did not run; they are followed at
+    // once, a bounded number of times.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 0,
+    retryDelayOnMoved: 0,
+    maxRedirections: 8,
+    clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    slotsRefreshTimeout: options.connectTimeoutMs,
+    // Node addresses come from CLUSTER SLOTS as IPs; with TLS the certificate names the
+    // host, so keep it as given (no DNS round trip, SNI from the seed host).
+    ...(options.tls === true ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
+    ...options.clusterOptions
+  })
+}
+
+/** Every master of the client (one for a single server or a Sentinel-managed primary). */
+export function mastersOf (client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client]
+}
