@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
+import { parseHostPorts, type Config } from '../src/config.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
 import { RedisStore } from '../src/store/redis-store.ts'
+import type { RedisTopology } from '../src/store/redis-topology.ts'
 import type { Store } from '../src/store/types.ts'
 
 declare module 'fastify' {
@@ -20,11 +22,25 @@ export function createStore (settings: Settings): Store {
   if (settings.store === 'memory') return new MemoryStore(limits)
   return new RedisStore({
     ...limits,
-    url: config.REDIS_URL!,
+    topology: redisTopology(config),
     keyPrefix: config.SSO_KEY_PREFIX,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS
+    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+    username: config.REDIS_USERNAME,
+    password: config.REDIS_PASSWORD,
+    sentinelPassword: config.REDIS_SENTINEL_PASSWORD,
+    tls: config.REDIS_TLS,
+    minReplicasAck: config.SSO_REDIS_MIN_REPLICAS_ACK
   })
+}
+
+/** Which Redis the configuration names; checkConfig has made sure there is exactly one. */
+export function redisTopology (config: Config): RedisTopology {
+  if (config.REDIS_CLUSTER_NODES !== undefined) return { kind: 'cluster', nodes: parseHostPorts('REDIS_CLUSTER_NODES', config.REDIS_CLUSTER_NODES) }
+  if (config.REDIS_SENTINELS !== undefined) {
+    return { kind: 'sentinel', sentinels: parseHostPorts('REDIS_SENTINELS', config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME ?? '' }
+  }
+  return { kind: 'standalone', url: config.REDIS_URL ?? '' }
 }
 
 export default fp<{ settings: Settings, store?: Store | undefined }>(async (fastify, options) => {

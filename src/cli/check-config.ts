@@ -7,7 +7,8 @@ const HELP = `usage: sso-attrs check-config [--dotenv <path>] [--json]
 
 Validates the configuration in the environment exactly as the service does at start-up, and
 prints the effective settings (defaults filled in) with secrets masked: SSO_JWT_SECRET, the
-key material of SSO_ENCRYPTION_KEYS (key ids stay visible) and passwords in URLs.
+key material of SSO_ENCRYPTION_KEYS (key ids stay visible), passwords in URLs and
+the *_PASSWORD settings.
 Exit code 0 when the service would start, 78 with every problem listed when it would not.
 Variables that look like settings but are not (SSO_ISUER) are reported as warnings.
 
@@ -39,6 +40,7 @@ export function maskSetting (name: string, value: string): string {
     return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
       .map((entry) => `${entry.includes(':') ? entry.slice(0, entry.indexOf(':')) : '?'}:${MASK}`).join(',')
   }
+  if (/PASSWORD$/.test(name)) return MASK
   if (/_URL$/.test(name)) return maskUrlPassword(value)
   return value
 }
@@ -49,7 +51,12 @@ function notesOf (config: Config): { notes: string[], defaults: string[] } {
   const defaults: string[] = []
   const dev = !isProduction(config)
   const store = storeKind(config)
-  if (store === 'redis') notes.push(`store: redis at ${maskUrlPassword(config.REDIS_URL ?? '')}`)
+  if (store === 'redis') {
+    if (config.REDIS_CLUSTER_NODES !== undefined) notes.push(`store: Redis Cluster, seed nodes ${config.REDIS_CLUSTER_NODES}`)
+    else if (config.REDIS_SENTINELS !== undefined) notes.push(`store: Redis primary "${config.REDIS_SENTINEL_NAME ?? ''}" from the Sentinels ${config.REDIS_SENTINELS}`)
+    else notes.push(`store: redis at ${maskUrlPassword(config.REDIS_URL ?? '')}`)
+    if (config.SSO_REDIS_MIN_REPLICAS_ACK > 0) notes.push(`writes wait for ${config.SSO_REDIS_MIN_REPLICAS_ACK} replica acknowledgement(s)`)
+  }
   if (config.SSO_JWKS_URL !== undefined) notes.push(`UST keys: JWKS from ${maskUrlPassword(config.SSO_JWKS_URL)}`)
   else if (config.SSO_JWKS_FILE !== undefined) notes.push(`UST keys: JWKS file ${config.SSO_JWKS_FILE}`)
   else if (config.SSO_JWT_SECRET !== undefined) notes.push('UST keys: HS256 secret (SSO_JWT_SECRET)')
