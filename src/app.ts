@@ -4,11 +4,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
 import type { LoggerOptions } from 'pino'
-import helmet from '@fastify/helmet'
 import attributesPlugin from '../plugins/attributes.ts'
 import auditPlugin from '../plugins/audit.ts'
 import metricsPlugin from '../plugins/metrics.ts'
 import rateLimitPlugin from '../plugins/rate-limit.ts'
+import securityHeadersPlugin from '../plugins/security-headers.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
 import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
@@ -217,7 +217,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   })
 
   // Headers for a JSON API: nothing may frame, embed or run a response (Swagger UI sets its own CSP).
-  await app.register(helmet, {
+  await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ['\'none\''], frameAncestors: ['\'none\''] } },
     crossOriginResourcePolicy: { policy: 'same-origin' },
     referrerPolicy: { policy: 'no-referrer' }

@@ -112,17 +112,18 @@ export class ServiceMetrics {
     for (const command of methodNames(store)) {
       if (command === 'close') continue
       const method = target[command] as (...args: unknown[]) => unknown
-      const labels = { store: store.kind, command }
+      const [ok, refused, failed] = (['ok', 'refused', 'error'] as const).map((outcome) => ({ store: store.kind, command, outcome }))
+      const seconds = this.#storeSeconds
       target[command] = (...args: unknown[]): unknown => {
         const started = performance.now()
         const result = method.apply(store, args)
         if (!(result instanceof Promise)) return result
         return result.then((value: unknown) => {
-          this.#storeSeconds.observe({ ...labels, outcome: 'ok' }, (performance.now() - started) / 1000)
+          seconds.observe(ok!, (performance.now() - started) / 1000)
           if (command === 'write') this.#countWrite(args[2] as WriteItem[], value as WriteOutcome[])
           return value
         }, (error: unknown) => {
-          this.#storeSeconds.observe({ ...labels, outcome: isRefusal(error) ? 'refused' : 'error' }, (performance.now() - started) / 1000)
+          seconds.observe(isRefusal(error) ? refused! : failed!, (performance.now() - started) / 1000)
           throw error
         })
       }
