@@ -1,5 +1,5 @@
 import { AppError, invalidInput, limitExceeded, missingInput, type ErrorDetail } from './errors.ts'
-import type { ValueCipher } from './value-cipher.ts'
+import { ValueCipher } from './value-cipher.ts'
 import {
   CipherNeededError, PreconditionFailed, StaleReadError,
   type ExpiryWrite, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
@@ -207,8 +207,17 @@ export class AttributeService {
       const current = storedByName.get(spec.name)
       if (current === null || current === undefined) return item // the store answers E009002
       item.expectVersion = current.version
-      if (current.encrypted === spec.encrypt) return item
       const binding = this.#binding(sessionId, spec.name)
+      if (current.encrypted && spec.encrypt === true) {
+        // Already encrypted: the value was read anyway, so move it to the active key if it is
+        // under an older one that is still configured (one under a removed key stays as it is).
+        const kid = ValueCipher.kidOf(current.payload)
+        if (kid !== undefined && kid !== this.#cipher.activeKid && this.#cipher.has(kid)) {
+          item.value = { kind: 'cipher', cipher: this.#cipher.reencrypt(current.payload, binding) }
+        }
+        return item
+      }
+      if (current.encrypted === spec.encrypt) return item
       item.value = spec.encrypt === true
         ? { kind: 'cipher', cipher: this.#cipher.encrypt(current.payload, binding) }
         : { kind: 'plain', plain: this.#cipher.decrypt(current.payload, binding) }
@@ -219,7 +228,28 @@ export class AttributeService {
   async get (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<AttributeView[]> {
     this.checkNames(specs)
     const stored = await this.#store.get(sessionId, specs.map((spec) => spec.name))
-    return stored.map((attribute) => attribute === null ? { found: false } : this.#view(sessionId, attribute, decrypt))
+    // A value that cannot be decrypted fails the whole read (a batch get is all or nothing,
+    // like a batch write), with one detail per such item so the client knows which.
+    const failures: AppError[] = []
+    const details: ErrorDetail[] = []
+    const views = stored.map((attribute, index) => {
+      if (attribute === null) return { found: false }
+      try {
+        return this.#view(sessionId, attribute, decrypt)
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error
+        failures.push(error)
+        details.push({ path: specs[index]!.path, message: error.message })
+        return { found: false }
+      }
+    })
+    if (failures.length > 0) {
+      const first = failures[0]!
+      const error = new AppError(first.code, failures.length === 1 ? first.message : `${failures.length} values cannot be decrypted`, details)
+      error.subStatus = [...new Set(failures.flatMap((failure) => failure.subStatus))]
+      throw error
+    }
+    return views
   }
 
   #view (sessionId: string, attribute: StoredAttribute, decrypt: boolean): AttributeView {

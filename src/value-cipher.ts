@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto'
-import { AppError } from './errors.ts'
+import { AppError, KeyNotConfiguredError } from './errors.ts'
 import type { EncryptionKey } from './config.ts'
 import { randomBytesPooled } from './random-pool.ts'
 
@@ -34,13 +34,21 @@ export class ValueCipher {
     return `${FORMAT}.${this.#active.kid}.${iv.toString('base64url')}.${body.toString('base64url')}`
   }
 
-  /** Throws E011006 when the key id is unknown or the ciphertext does not authenticate. */
+  /** Whether this key id is configured (encrypts or decrypts). */
+  has (kid: string): boolean {
+    return this.#keys.has(kid)
+  }
+
+  /**
+   * Throws E011006 when the value is not of our format or does not authenticate (tampered,
+   * or copied from another session or name); KeyNotConfiguredError (E011006 + E011004) when
+   * it names a key id that is not configured (removed too early: the operator can put it back).
+   */
   decrypt (stored: string, binding: string): string {
     const parts = stored.split('.')
-    const key = parts.length === 4 && parts[0] === FORMAT ? this.#keys.get(parts[1]!) : undefined
-    if (key === undefined) {
-      throw new AppError('E011006', parts.length === 4 ? `Value was encrypted with key "${parts[1]}", which is not configured` : undefined)
-    }
+    if (parts.length !== 4 || parts[0] !== FORMAT) throw new AppError('E011006')
+    const key = this.#keys.get(parts[1]!)
+    if (key === undefined) throw new KeyNotConfiguredError(`Value was encrypted with key "${parts[1]}", which is not configured`)
     const iv = Buffer.from(parts[2]!, 'base64url')
     const body = Buffer.from(parts[3]!, 'base64url')
     if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new AppError('E011006')
@@ -52,6 +60,11 @@ export class ValueCipher {
     } catch {
       throw new AppError('E011006')
     }
+  }
+
+  /** Decrypts under whichever configured key the value names and encrypts under the active key. */
+  reencrypt (stored: string, binding: string): string {
+    return this.encrypt(this.decrypt(stored, binding), binding)
   }
 
   /** The key id a stored ciphertext names, or undefined when it is not of our format. */

@@ -229,10 +229,10 @@ describe('sso-attrs (command line)', () => {
     })
   })
 
-  test('rekey says it is not implemented yet and exits 2', async () => {
+  test('rekey refuses the embedded store (its own suite is test/src/rekey.test.ts)', async () => {
     const run = await cli(['rekey'])
-    assert.equal(run.code, 2)
-    assert.match(run.stderr, /not implemented yet/)
+    assert.equal(run.code, 78)
+    assert.match(run.stderr, /rekey works on Redis/)
   })
 
   test('serve runs the service until SIGTERM', { timeout: 30_000 }, async () => {

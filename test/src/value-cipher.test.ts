@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { EncryptionKey } from '../../src/config.ts'
-import { AppError } from '../../src/errors.ts'
+import { AppError, KeyNotConfiguredError } from '../../src/errors.ts'
 import { ValueCipher } from '../../src/value-cipher.ts'
 
 const OLD: EncryptionKey = { kid: 'old', key: Buffer.alloc(32, 1) }
@@ -9,13 +9,20 @@ const NEW: EncryptionKey = { kid: 'new', key: Buffer.alloc(32, 2) }
 const BINDING = 'session-1\0theme'
 const STORED_FORM = /^gcm1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]+)$/
 
-function assertE011006 (fn: () => unknown): void {
+function assertSubStatus (subStatus: string[], fn: () => unknown): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof AppError, `expected an AppError, got ${String(error)}`)
     assert.equal(error.code, 'E011006')
+    assert.equal(error.statusCode, 422)
+    assert.deepEqual(error.subStatus, subStatus)
     return true
   })
 }
+
+/** Cannot be decrypted: tampered, moved, or not of the format. */
+const assertE011006 = (fn: () => unknown): void => assertSubStatus(['E011006'], fn)
+/** Cannot be decrypted because the key id is not configured. */
+const assertE011004 = (fn: () => unknown): void => assertSubStatus(['E011006', 'E011004'], fn)
 
 /** Flips one bit of the base64url part at `index` of a stored value. */
 function tamper (stored: string, index: number, byte = 0): string {
@@ -66,13 +73,14 @@ describe('ValueCipher', () => {
     assert.equal(cipher.decrypt(stored, 'session-1\0theme'), '"v"')
   })
 
-  test('an unknown key id is E011006, naming the kid but not the key', () => {
+  test('an unknown key id is E011006 refined by E011004, naming the kid but not the key', () => {
     const writer = new ValueCipher([NEW])
     const reader = new ValueCipher([OLD])
     const stored = writer.encrypt('"v"', BINDING)
     assert.throws(() => reader.decrypt(stored, BINDING), (error: unknown) => {
-      assert.ok(error instanceof AppError)
+      assert.ok(error instanceof KeyNotConfiguredError)
       assert.equal(error.code, 'E011006')
+      assert.deepEqual(error.subStatus, ['E011006', 'E011004'])
       assert.equal(error.statusCode, 422)
       assert.match(error.message, /"new"/)
       assert.doesNotMatch(error.message, new RegExp(NEW.key.toString('base64url')))
@@ -114,8 +122,28 @@ describe('ValueCipher', () => {
     assert.equal(after.decrypt(oldStored, BINDING), '"written before rotation"')
     const newStored = after.encrypt('"written after"', BINDING)
     assert.equal(ValueCipher.kidOf(newStored), 'new')
-    assertE011006(() => before.decrypt(newStored, BINDING))
-    assertE011006(() => new ValueCipher([NEW]).decrypt(oldStored, BINDING))
+    assertE011004(() => before.decrypt(newStored, BINDING))
+    assertE011004(() => new ValueCipher([NEW]).decrypt(oldStored, BINDING))
+  })
+
+  test('reencrypt moves a value to the active key, keeping its binding', () => {
+    const oldStored = new ValueCipher([OLD]).encrypt('"v"', BINDING)
+    const cipher = new ValueCipher([NEW, OLD])
+    const moved = cipher.reencrypt(oldStored, BINDING)
+    assert.equal(ValueCipher.kidOf(moved), 'new')
+    assert.match(moved, STORED_FORM)
+    assert.equal(new ValueCipher([NEW]).decrypt(moved, BINDING), '"v"')
+    assertE011006(() => cipher.decrypt(moved, 'session-2\0theme'))
+    assertE011004(() => new ValueCipher([NEW]).reencrypt(oldStored, BINDING))
+    const current = cipher.encrypt('"v"', BINDING)
+    assert.notEqual(cipher.reencrypt(current, BINDING), current, 'a fresh IV every time')
+  })
+
+  test('has tells configured key ids', () => {
+    const cipher = new ValueCipher([NEW, OLD])
+    assert.equal(cipher.has('new'), true)
+    assert.equal(cipher.has('old'), true)
+    assert.equal(cipher.has('gone'), false)
   })
 
   test('needs at least one key', () => {
