@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { Cluster, type Redis } from 'ioredis'
 import { AppError } from './errors.ts'
 import { parseRecord } from './store/redis-store.ts'
+import { mastersOf, type RedisClient } from './store/redis-topology.ts'
 import { ValueCipher } from './value-cipher.ts'
 
 // Re-encrypts every encrypted attribute value in Redis under the active key (the first of
@@ -23,7 +23,7 @@ const MAX_FAILURES_LISTED = 100
 
 export interface RekeyOptions {
   /** A single Redis or a Cluster (every master is scanned). */
-  client: Redis | Cluster
+  client: RedisClient
   keyPrefix: string
   cipher: ValueCipher
   /** Count what would be done, write nothing. */
@@ -197,10 +197,13 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
     }
   }
 
-  const nodes = client instanceof Cluster ? client.nodes('master') : [client]
+  if (client.status === 'wait') await client.connect()
+  const nodes = mastersOf(client)
   report.nodes = nodes.length
   const concurrency = Math.max(1, options.concurrency ?? 8)
   for (const node of nodes) {
+    // A Cluster connects to its nodes lazily.
+    if (node.status === 'wait') await node.connect()
     let cursor = '0'
     do {
       if (options.signal?.aborted === true) {

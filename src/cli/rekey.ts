@@ -1,7 +1,8 @@
-import { Redis } from 'ioredis'
+import { redisTopology } from '../../plugins/store.ts'
 import { ConfigError, loadConfig, storeKind, type Config } from '../config.ts'
 import { formatReport, rekey, type RekeyOptions, type RekeyReport } from '../rekey.ts'
 import { resolveSettings } from '../settings.ts'
+import { createRedisClient, type RedisClient } from '../store/redis-topology.ts'
 import { ValueCipher } from '../value-cipher.ts'
 import { EX_CONFIG, parseOptions, print, printError, type Command } from './common.ts'
 
@@ -9,8 +10,8 @@ const HELP = `usage: sso-attrs rekey [--dry-run] [--json]
 
 Re-encrypts every encrypted attribute value in Redis under the active key (the first of
 SSO_ENCRYPTION_KEYS), while the service keeps running, so that older keys can be removed.
-Reads the same settings as the service (REDIS_URL, SSO_KEY_PREFIX, SSO_ENCRYPTION_KEYS) and
-scans every master. Each value is written back only if no client changed it since it was
+Reads the same settings as the service (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS,
+SSO_KEY_PREFIX, SSO_ENCRYPTION_KEYS) and scans every master of a Cluster. Each value is written back only if no client changed it since it was
 read, keeping its version and times; a changed value is read again and retried.
 Progress goes to stderr when it is a terminal; the final counts go to stdout.
 
@@ -30,15 +31,22 @@ const EX_INTERRUPTED = 130
 const PROGRESS_INTERVAL_MS = 200
 const FAILURES_PRINTED = 20
 
-/** The Redis client for the configuration; a Cluster too once the config describes one. */
-function redisClient (config: Config): Redis {
-  return new Redis(config.REDIS_URL!, {
-    lazyConnect: true,
-    connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
-    // An admin run can afford patience with a busy server; a dead one still fails it.
-    commandTimeout: Math.max(10 * config.REDIS_COMMAND_TIMEOUT_MS, 10_000),
-    maxRetriesPerRequest: 2,
-    retryStrategy: (attempt) => (attempt > 5 ? null : 200 * attempt)
+/** The service's Redis (one server, a Cluster or a Sentinel-managed primary), with an admin tool's patience. */
+function redisClient (config: Config): RedisClient {
+  const retry = (attempt: number): number | null => (attempt > 5 ? null : 200 * attempt)
+  return createRedisClient({
+    topology: redisTopology(config),
+    // A busy server may take longer than a request may; a dead one still fails the run.
+    commandTimeoutMs: Math.max(10 * config.REDIS_COMMAND_TIMEOUT_MS, 10_000),
+    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+    username: config.REDIS_USERNAME,
+    password: config.REDIS_PASSWORD,
+    sentinelPassword: config.REDIS_SENTINEL_PASSWORD,
+    tls: config.REDIS_TLS,
+    // Unlike a request, every rekey command is safe to send twice (rekey.lua compares before
+    // it writes), so commands may queue while a connection comes up and be retried.
+    redisOptions: { enableOfflineQueue: true, maxRetriesPerRequest: 2, retryStrategy: retry },
+    clusterOptions: { enableOfflineQueue: true, clusterRetryStrategy: retry }
   })
 }
 
@@ -69,7 +77,7 @@ export const rekeyCommand: Command = {
       return EX_CONFIG
     }
     if (storeKind(config) !== 'redis') {
-      printError('rekey works on Redis: the embedded memory store lives inside the service process and is gone when it restarts with new keys. Set REDIS_URL.')
+      printError('rekey works on Redis: the embedded memory store lives inside the service process and is gone when it restarts with new keys. Set REDIS_URL or REDIS_CLUSTER_NODES.')
       return EX_CONFIG
     }
 
