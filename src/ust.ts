@@ -123,9 +123,13 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
   }
   if (options.issuer !== undefined) verifyOptions.issuer = options.issuer
   if (options.audience !== undefined) verifyOptions.audience = options.audience
+  // Keyed by the signature, the token's last segment: hashing the whole token (hundreds of
+  // characters, a new string on every request) cost more than the rest of a cache hit. The
+  // entry keeps the whole token, and a hit must match it exactly.
   const cache = options.cacheSize > 0
-    ? new LRUCache<string, Identity>({ max: options.cacheSize, ttlAutopurge: false })
+    ? new LRUCache<string, { token: string, identity: Identity }>({ max: options.cacheSize, ttlAutopurge: false })
     : undefined
+  const cacheKey = (token: string) => token.slice(token.lastIndexOf('.') + 1)
 
   async function verifyUncached (token: string): Promise<Identity> {
     if (!COMPACT_JWS.test(token)) throw new AppError('E007001')
@@ -163,20 +167,21 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
   return {
     async verify (token: string): Promise<Identity> {
       if (token.length === 0 || token.length > MAX_UST_LENGTH) throw new AppError('E007001')
-      const cached = cache?.get(token)
+      const entry = cache?.get(cacheKey(token))
+      const cached = entry?.token === token ? entry.identity : undefined
       const hit = cached !== undefined && cached.expiresAt > now()
       if (cache !== undefined) options.onCacheLookup?.(hit)
       if (hit) return cached
       const identity = await verifyUncached(token)
       if (options.onVerified !== undefined) await options.onVerified(identity)
-      cache?.set(token, identity, { ttl: Math.max(1, identity.expiresAt - now()) })
+      cache?.set(cacheKey(token), { token, identity }, { ttl: Math.max(1, identity.expiresAt - now()) })
       return identity
     },
     forget (ended): void {
       if (cache === undefined) return
       // Logouts are rare next to requests: a walk over the cache beats an index kept on every hit.
-      for (const [token, identity] of cache.entries()) {
-        if ('sessionId' in ended ? identity.sessionId === ended.sessionId : identity.userId === ended.userId) cache.delete(token)
+      for (const [key, { identity }] of cache.entries()) {
+        if ('sessionId' in ended ? identity.sessionId === ended.sessionId : identity.userId === ended.userId) cache.delete(key)
       }
     }
   }

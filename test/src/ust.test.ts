@@ -321,6 +321,17 @@ describe('the verified-token cache', () => {
     assert.notStrictEqual(await verifier.verify(jwt), first)
   })
 
+  test('a token with a cached token\'s signature but another payload is verified, not taken from the cache', async () => {
+    const verifier = secretVerifier()
+    const jwt = await token(SECRET_BYTES)
+    const first = await verifier.verify(jwt)
+    const [header, payload, signature] = jwt.split('.')
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>
+    const forged = `${header!}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${signature!}`
+    await assertRejected(verifier.verify(forged))
+    assert.strictEqual(await verifier.verify(jwt), first)
+  })
+
   test('a rejected token is not cached as valid', async () => {
     const verifier = secretVerifier()
     const bad = await token(new TextEncoder().encode('another-secret-that-is-at-least-32-bytes!'))
