@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { AccessPolicy } from '../src/access.ts'
+import { AccessPolicy, type Access } from '../src/access.ts'
 import { AttributeService } from '../src/attribute-service.ts'
 import { createLogoutTokenVerifier, type LogoutClaims } from '../src/logout-token.ts'
 import { SessionLifecycle } from '../src/session-lifecycle.ts'
@@ -8,6 +8,10 @@ import { createUstVerifier, keyResolver } from '../src/ust.ts'
 import { ValueCipher } from '../src/value-cipher.ts'
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called on which session, once authorized. */
+    authorized: Access | null
+  }
   interface FastifyInstance {
     access: AccessPolicy
     attributes: AttributeService
@@ -28,11 +32,26 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE,
     cacheSize: config.SSO_TOKEN_CACHE_SIZE,
     onCacheLookup: fastify.metrics?.tokenCacheLookup,
-    // Once per token: refused if its session or user was ended, else indexed for logout by sub.
-    onVerified: async (identity) => await fastify.store.admitSession(identity.userId, identity.sessionId, identity.issuedAt, identity.expiresAt)
+    // Once per token: refused if its user was ended (logout by sub) after it was issued.
+    onVerified: async (identity) => await fastify.store.admitSession(identity.userId, identity.issuedAt)
   })
   fastify.decorate('access', new AccessPolicy(verifier, settings.apps, async (sessionId) => await fastify.store.isSessionEnded(sessionId)))
-  fastify.decorate('sessions', new SessionLifecycle(fastify.store, verifier, config.SSO_TOMBSTONE_TTL * 1000))
+  const sessions = new SessionLifecycle(fastify.store, verifier, config.SSO_TOMBSTONE_TTL * 1000)
+  fastify.decorate('sessions', sessions)
+  // A session enters its user's index with its first successful request (not before: a
+  // rejected request stores nothing), before the answer leaves, so the next request sees it.
+  fastify.decorateRequest('authorized', null)
+  fastify.addHook('onSend', async (request, reply) => {
+    const access = request.authorized
+    if (access === null || reply.statusCode >= 400) return
+    try {
+      await sessions.recordUse(access.caller)
+      if (access.target !== access.caller) await sessions.recordUse(access.target)
+    } catch (error) {
+      // The answer stands; the next request of this token tries again.
+      request.log.warn({ err: error }, 'could not record the session in its user index')
+    }
+  })
   fastify.decorate('verifyLogoutToken', createLogoutTokenVerifier({
     keys: keyResolver(settings.keySource),
     issuer: settings.issuer,

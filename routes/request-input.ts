@@ -66,6 +66,7 @@ export async function authorize (fastify: FastifyInstance, request: FastifyReque
   const fields = mergedFields(request)
   const input = accessRequest(fields)
   const access = await fastify.access.authorize(input, request.verifiedCaller ?? undefined)
+  request.authorized = access
   return { fields, access, audit: auditAccess(request, operation, input.currentApp, access) }
 }
 

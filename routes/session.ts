@@ -28,6 +28,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (fa
   }, async (request) => {
     const { access } = await authorize(fastify, request, 'end-session')
     await fastify.sessions.endSession(access.target.sessionId)
+    // An ended session has no business in its user's index.
+    access.target.indexed = true
     return { cid: request.id, status: 'ok' as const }
   })
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { AppError } from './errors.ts'
 import type { LogoutClaims } from './logout-token.ts'
-import type { Store } from './store/types.ts'
-import { sessionIdOf, userIdOf, type UstVerifier } from './ust.ts'
+import { SessionEndedError, type Store } from './store/types.ts'
+import { sessionIdOf, userIdOf, type Identity, type UstVerifier } from './ust.ts'
 
 /** What a logout ended: one session, or every session of a user. */
 export type EndedScope =
@@ -29,6 +29,22 @@ export class SessionLifecycle {
     await this.#store.endSession(sessionId, this.#tombstoneTtlMs)
     this.#verifier.forget({ sessionId })
     return { kind: 'session', sessionId }
+  }
+
+  /**
+   * After a successful request: records the session in its user's index (once per token and
+   * instance), so that a logout by `sub` finds it. A logout of the user that raced the request
+   * is caught here and ends the session after all.
+   */
+  async recordUse (identity: Identity): Promise<void> {
+    if (identity.indexed === true) return
+    try {
+      await this.#store.indexSession(identity.userId, identity.sessionId, identity.issuedAt, identity.expiresAt)
+      identity.indexed = true
+    } catch (error) {
+      if (!(error instanceof SessionEndedError)) throw error
+      await this.endSession(identity.sessionId)
+    }
   }
 
   async endUser (userId: string): Promise<EndedScope> {

@@ -21,6 +21,8 @@ export interface Identity {
   expiresAt: number
   /** Epoch ms of `iat`, or null when the token has none. */
   issuedAt: number | null
+  /** Set once this instance has recorded the session in its user's index (logout by `sub`). */
+  indexed?: boolean
 }
 
 export type KeySource =

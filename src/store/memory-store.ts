@@ -194,10 +194,14 @@ export class MemoryStore implements Store {
     return ended
   }
 
-  async admitSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
-    const now = this.#now()
+  async admitSession (userId: string, issuedAtMs: number | null): Promise<void> {
     const endedUser = this.#endedUsers.get(userId)
-    if (endedUser !== undefined && endedUser.until > now && (issuedAtMs === null || issuedAtMs <= endedUser.at)) throw new SessionEndedError()
+    if (endedUser !== undefined && endedUser.until > this.#now() && (issuedAtMs === null || issuedAtMs <= endedUser.at)) throw new SessionEndedError()
+  }
+
+  async indexSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
+    await this.admitSession(userId, issuedAtMs)
+    if (untilMs <= this.#now()) return
     let sessions = this.#userSessions.get(userId)
     if (sessions === undefined) {
       sessions = new Map()

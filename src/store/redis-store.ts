@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.ts'
-import { createRedisClient, type RedisClient, type RedisTopology } from './redis-topology.ts'
+import { createRedisClient, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
   CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
@@ -29,7 +29,7 @@ interface ScriptCommands {
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
   ssoRate: (counter: string, windowMs: number) => Promise<[number, number]>
-  ssoAdmit: (index: string, userEnded: string, sessionId: string, issuedAtMs: number | string, untilMs: number) => Promise<string>
+  ssoIndex: (index: string, userEnded: string, sessionId: string, issuedAtMs: number | string, untilMs: number) => Promise<string>
 }
 
 const RECORD_HEADER = /^(\d+):(\d+):(\d+):(\d*):([ep]):/
@@ -102,7 +102,7 @@ export class RedisStore implements Store {
       maxAttributesPerSession: options.maxAttributesPerSession
     }
     const topology = options.topology ?? { kind: 'standalone', url: options.url ?? 'redis://127.0.0.1:6379' }
-    this.redis = createRedisClient({
+    const connection: RedisConnectionOptions = {
       topology,
       commandTimeoutMs: options.commandTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
@@ -112,7 +112,8 @@ export class RedisStore implements Store {
       tls: options.tls,
       redisOptions: options.redisOptions,
       clusterOptions: options.clusterOptions
-    })
+    }
+    this.redis = createRedisClient(connection)
     this.#minReplicasAck = options.minReplicasAck ?? 0
     // WAIT gives up before the request's deadline, so that the writer connection is free again
     // by the time the request has been answered.
@@ -124,13 +125,13 @@ export class RedisStore implements Store {
     this.redis.defineCommand('ssoDelete', { numberOfKeys: 4, lua: script('delete') })
     this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: readScript('end-session') })
     this.redis.defineCommand('ssoEndUser', { numberOfKeys: 2, lua: readScript('end-user') })
-    this.redis.defineCommand('ssoAdmit', { numberOfKeys: 2, lua: readScript('admit') })
+    this.redis.defineCommand('ssoIndex', { numberOfKeys: 2, lua: readScript('admit') })
     this.redis.defineCommand('ssoRate', { numberOfKeys: 1, lua: readScript('rate') })
     this.#commands = this.redis as unknown as ScriptCommands
     this.redis.connect().catch(() => {})
     this.#writer = this.redis
     if (this.#minReplicasAck > 0) {
-      this.#writer = this.redis.duplicate()
+      this.#writer = createRedisClient(connection)
       this.#writer.on('error', () => {})
       const scripts = this.redis.scriptsSet as Record<string, { lua: string, numberOfKeys: number | null }>
       for (const [name, { lua, numberOfKeys }] of Object.entries(scripts)) {
@@ -281,8 +282,13 @@ export class RedisStore implements Store {
     return sessions.length
   }
 
-  async admitSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
-    const reply = await this.#run(() => this.#commands.ssoAdmit(...this.userKeysOf(userId), sessionId, issuedAtMs ?? '', untilMs))
+  async admitSession (userId: string, issuedAtMs: number | null): Promise<void> {
+    const endedAt = await this.#run(async () => await this.redis.get(this.userKeysOf(userId)[1]))
+    if (endedAt !== null && (issuedAtMs === null || issuedAtMs <= Number(endedAt))) throw new SessionEndedError()
+  }
+
+  async indexSession (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number): Promise<void> {
+    const reply = await this.#run(() => this.#commands.ssoIndex(...this.userKeysOf(userId), sessionId, issuedAtMs ?? '', untilMs))
     if (reply === 'ENDED') throw new SessionEndedError()
   }
 

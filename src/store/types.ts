@@ -88,11 +88,16 @@ export interface Store {
    */
   endUserSessions: (userId: string, tombstoneTtlMs: number) => Promise<number>
   /**
-   * Records a session of a user in the user's index until `untilMs` (the token's expiry), or
-   * fails with E007001 when the user's sessions were ended after the token was issued. (An
-   * ended session's own tombstone is checked by every call on the session, in its slot.)
+   * Fails with E007001 when the user's sessions were ended after the token was issued; writes
+   * nothing. (An ended session's own tombstone is checked by every call on the session.)
    */
-  admitSession: (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number) => Promise<void>
+  admitSession: (userId: string, issuedAtMs: number | null) => Promise<void>
+  /**
+   * Records a session of a user in the user's index until `untilMs` (the token's expiry), for a
+   * later logout by `sub`; fails with E007001, writing nothing, when the user's sessions were
+   * ended after the token was issued.
+   */
+  indexSession: (userId: string, sessionId: string, issuedAtMs: number | null, untilMs: number) => Promise<void>
   isSessionEnded: (sessionId: string) => Promise<boolean>
   /** Remembers a one-time id (a logout token's jti) until `untilMs`; false if it was already. */
   rememberOnce: (id: string, untilMs: number) => Promise<boolean>

@@ -27,6 +27,7 @@ function unreachableStore (): Store {
     endSession: async (...args) => await inner.endSession(...args),
     endUserSessions: async (...args) => await inner.endUserSessions(...args),
     admitSession: async (...args) => await inner.admitSession(...args),
+    indexSession: async (...args) => await inner.indexSession(...args),
     isSessionEnded: async (...args) => await inner.isSessionEnded(...args),
     rememberOnce: async (...args) => await inner.rememberOnce(...args),
     forgetOnce: async (...args) => await inner.forgetOnce(...args),

@@ -491,7 +491,8 @@ describe('property: hostile requests on every route', { timeout: 120_000 }, () =
   test('afterwards: no prototype was polluted, the service still answers, and every key carries a TTL', async () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched')
     assert.equal(Object.getPrototypeOf({}), Object.prototype)
-    const reply = await app.inject({ method: 'GET', url: `${P}/names?current_app=CRM`, headers: { authorization: `Bearer ${TOKENS.bob}` } })
+    // A session of its own: the runs above may have ended any of theirs (DELETE /sso/session).
+    const reply = await app.inject({ method: 'GET', url: `${P}/names?current_app=CRM`, headers: { authorization: `Bearer ${await mintUst({ sub: 'bob', sid: 'prop-final' })}` } })
     assert.equal(reply.statusCode, 200, reply.body)
     assertAllKeysExpire(await snapshot(inspect), 'the whole run')
   })

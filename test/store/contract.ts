@@ -777,9 +777,9 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const stranger = newSessionId()
         const [s1, s2, s3] = [newSessionId(), newSessionId(), newSessionId()]
         const issuedAt = Date.now() - 1000
-        await store.admitSession(user, s1, issuedAt, Date.now() + 60_000)
-        await store.admitSession(user, s2, issuedAt, Date.now() + 60_000)
-        await store.admitSession(stranger, s3, issuedAt, Date.now() + 60_000)
+        await store.indexSession(user, s1, issuedAt, Date.now() + 60_000)
+        await store.indexSession(user, s2, issuedAt, Date.now() + 60_000)
+        await store.indexSession(stranger, s3, issuedAt, Date.now() + 60_000)
         await store.write(s1, 'create', [item('a', plain(1))])
         await store.write(s3, 'create', [item('a', plain(1))])
         assert.equal(await store.endUserSessions(user, 60_000), 2)
@@ -797,14 +797,19 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const user = newSessionId()
         const before = Date.now() - 2000
         await store.endUserSessions(user, 60_000)
-        // A session the index never saw (its token was never used) is refused all the same.
-        await assert.rejects(store.admitSession(user, newSessionId(), before, Date.now() + 60_000), ended)
+        // A session the index never saw (its token was never used) is refused all the same,
+        // at admission (a read) and when indexing, which then writes nothing.
+        await assert.rejects(store.admitSession(user, before), ended)
+        await assert.rejects(store.indexSession(user, newSessionId(), before, Date.now() + 60_000), ended)
+        assert.equal(await store.endUserSessions(user, 60_000), 0, 'nothing was indexed')
         // No iat: the service cannot tell, so it refuses while the user tombstone lasts.
-        await assert.rejects(store.admitSession(user, newSessionId(), null, Date.now() + 60_000), ended)
+        await assert.rejects(store.admitSession(user, null), ended)
         await sleep(20)
-        await store.admitSession(user, newSessionId(), Date.now() + 1000, Date.now() + 60_000)
+        await store.admitSession(user, Date.now() + 1000)
+        await store.indexSession(user, newSessionId(), Date.now() + 1000, Date.now() + 60_000)
         // Another user is not affected.
-        await store.admitSession(newSessionId(), newSessionId(), before, Date.now() + 60_000)
+        await store.admitSession(newSessionId(), before)
+        await store.indexSession(newSessionId(), newSessionId(), before, Date.now() + 60_000)
       })
 
       test('an index entry whose token has expired is not ended again', async (t) => {
@@ -812,8 +817,8 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const user = newSessionId()
         const gone = newSessionId()
         const live = newSessionId()
-        await store.admitSession(user, gone, Date.now() - 1000, Date.now() + 150)
-        await store.admitSession(user, live, Date.now() - 1000, Date.now() + 60_000)
+        await store.indexSession(user, gone, Date.now() - 1000, Date.now() + 150)
+        await store.indexSession(user, live, Date.now() - 1000, Date.now() + 60_000)
         await sleep(300)
         assert.equal(await store.endUserSessions(user, 60_000), 1)
         assert.equal(await store.isSessionEnded(live), true)

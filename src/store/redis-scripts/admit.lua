@@ -1,8 +1,9 @@
--- Admit a session of a user, once per token and service instance (on a verified-token cache
--- miss): refuse it when the session was ended, or when the user's sessions were ended after
--- the token was issued; otherwise record the session in the user's index.
--- KEYS[1] user's session index, KEYS[2] user tombstone (the session's own tombstone lives in
--- the session's slot and is checked by every request script there)
+-- Record a session in its user's index, once per token and service instance, after the
+-- token's first successful request there; refused (and nothing written) when the user's
+-- sessions were ended after the token was issued, which a logout by `sub` running at the same
+-- time as that request may have done.
+-- KEYS[1] user's session index (zset session id -> epoch ms until which it may be used)
+-- KEYS[2] user tombstone (epoch ms of the logout)
 -- ARGV[1] session id, ARGV[2] token iat ms ('' = none), ARGV[3] token exp ms
 -- Returns 'OK' or 'ENDED'.
 local time = redis.call('TIME')
