@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.ts'
-import { createRedisClient, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
+import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
   CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
@@ -167,6 +167,8 @@ export class RedisStore implements Store {
     })
     try {
       if (client.status !== 'ready') await Promise.race([this.#whenConnected(client), deadline])
+      const connecting = mastersConnecting(client)
+      if (connecting !== undefined) await Promise.race([connecting, deadline])
       return await Promise.race([call(), deadline])
     } catch (error) {
       if (isEndedReply(error)) throw new SessionEndedError()

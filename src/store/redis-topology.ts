@@ -81,7 +81,7 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
       ...options.redisOptions
     })
   }
-  return new Cluster(topology.nodes, {
+  const cluster = new Cluster(topology.nodes, {
     // Node connections: ioredis itself never reconnects them (a lost node is replaced after
     // a MOVED reply or a slot refresh) and keeps an offline queue only until a new node's
     // first connection is up.
@@ -105,6 +105,29 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
     ...(options.tls === true ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
     ...options.clusterOptions
   })
+  // Without an offline queue, a command for a node whose connection is still being opened is
+  // refused ("Connection is closed."): open each node's connection as soon as the node is
+  // known (start-up, slot refresh, promotion) rather than on its first command.
+  cluster.on('+node', (node: Redis) => { node.connect().catch(() => {}) })
+  return cluster
+}
+
+/**
+ * On a Cluster, the masters whose connection is being opened, as one promise that settles when
+ * each is ready or has failed; undefined when there is none (the usual case). A command for a
+ * node in that state would be refused, there being no offline queue.
+ */
+export function mastersConnecting (client: RedisClient): Promise<void> | undefined {
+  if (!(client instanceof Cluster)) return undefined
+  const connecting = client.nodes('master').filter((node) => node.status === 'connecting' || node.status === 'connect')
+  if (connecting.length === 0) return undefined
+  return Promise.all(connecting.map(async (node) => await new Promise<void>((resolve) => {
+    const settle = () => {
+      node.off('ready', settle).off('close', settle).off('end', settle)
+      resolve()
+    }
+    node.once('ready', settle).once('close', settle).once('end', settle)
+  }))).then(() => undefined)
 }
 
 /** Every master of the client (one for a single server or a Sentinel-managed primary). */
