@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.ts'
 import { AppError } from '../src/errors.ts'
-import type { Store } from '../src/store/types.ts'
+import { BatchedRateCounter } from '../src/rate-counter.ts'
 import type { Identity } from '../src/ust.ts'
 
 declare module 'fastify' {
@@ -26,8 +26,8 @@ function callerUst (request: FastifyRequest): string | undefined {
   return undefined
 }
 
-/** @fastify/rate-limit's store interface over our Store: same Redis, same command deadline. */
-function counterOn (store: Store) {
+/** @fastify/rate-limit's store interface over a counter that shares its counts through our Store. */
+function counterOn (counter: BatchedRateCounter) {
   return class StoreCounter {
     readonly #windowMs: number
     constructor (options: { timeWindow?: number }) {
@@ -35,10 +35,8 @@ function counterOn (store: Store) {
     }
 
     incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow?: number): void {
-      store.countHit(key, timeWindow ?? this.#windowMs).then(
-        ({ current, ttlMs }) => callback(null, { current, ttl: ttlMs }),
-        (error: Error) => callback(error)
-      )
+      const { current, ttlMs } = counter.hit(key, timeWindow ?? this.#windowMs)
+      callback(null, { current, ttl: ttlMs })
     }
 
     child (options: { timeWindow?: number }): StoreCounter {
@@ -50,20 +48,24 @@ function counterOn (store: Store) {
 /**
  * Rate limits the routes registered after it in the same scope: per caller (issuer + subject
  * of a UST that verifies) and per client IP for everything else, so failed authentication
- * cannot be used to spend another user's budget. A store outage fails the request with 503
- * rather than waving it through.
+ * cannot be used to spend another user's budget. Counts are shared through the store in
+ * batches (src/rate-counter.ts): no store round trip on a request's path.
  */
 export default fp<{ config: Config }>(async (fastify, { config }) => {
   fastify.decorateRequest('verifiedCaller', null)
   if (config.SSO_RATE_LIMIT_MAX === 0) return
+  const counter = new BatchedRateCounter(fastify.store, { syncMs: config.SSO_RATE_LIMIT_SYNC_MS })
+  fastify.addHook('onClose', async () => {
+    counter.close()
+    await counter.flush()
+  })
   await fastify.register(rateLimit, {
     global: true,
     hook: 'preValidation',
     max: config.SSO_RATE_LIMIT_MAX,
     timeWindow: config.SSO_RATE_LIMIT_WINDOW * 1000,
-    skipOnError: false,
     // The plugin's type wants its own store constructor; ours has the same shape.
-    store: counterOn(fastify.store) as unknown as NonNullable<Parameters<typeof rateLimit>[1]>['store'],
+    store: counterOn(counter) as unknown as NonNullable<Parameters<typeof rateLimit>[1]>['store'],
     addHeadersOnExceeding: { 'x-ratelimit-limit': true, 'x-ratelimit-remaining': true, 'x-ratelimit-reset': true },
     keyGenerator: async (request) => {
       const ust = callerUst(request)

@@ -52,6 +52,7 @@ export const ConfigSchema = Type.Object({
   SSO_LOGOUT_AUDIENCE: Type.Optional(Type.String({ description: 'Required `aud` of back-channel logout tokens (the client id this service has at the identity provider); defaults to `SSO_AUDIENCE`.' })),
   SSO_LOGOUT_MAX_AGE: Type.Integer({ default: 300, minimum: 1, description: 'Back-channel logout tokens issued (`iat`) longer ago than this many seconds are refused.' }),
   SSO_RATE_LIMIT_MAX: Type.Integer({ default: 1200, minimum: 0, description: 'Requests a caller (`iss` + `sub`; the client IP for requests that fail authentication) may make in a window; 0 turns rate limiting off.' }),
+  SSO_RATE_LIMIT_SYNC_MS: Type.Integer({ default: 100, minimum: 10, maximum: 10000, description: 'How often each instance adds its rate-limit counts to the shared counters in Redis (and learns the other instances\' counts); across N instances a caller may exceed the limit by what N instances count in this time.' }),
   SSO_RATE_LIMIT_WINDOW: Type.Integer({ default: 60, minimum: 1, description: 'Length of the rate-limit window, in seconds.' }),
   SSO_TRUSTED_PROXIES: Type.Optional(Type.String({ description: 'Comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed; unset: the socket address is the client.' })),
   SHUTDOWN_GRACE_MS: Type.Integer({ default: 10000, minimum: 0, description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.' }),

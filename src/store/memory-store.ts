@@ -226,14 +226,14 @@ export class MemoryStore implements Store {
     this.#onceIds.delete(id)
   }
 
-  async countHit (key: string, windowMs: number): Promise<{ current: number, ttlMs: number }> {
+  async countHit (key: string, windowMs: number, count = 1): Promise<{ current: number, ttlMs: number }> {
     const now = this.#now()
     let hits = this.#hits.get(key)
     if (hits === undefined || hits.until <= now) {
       hits = { current: 0, until: now + windowMs }
       this.#hits.set(key, hits)
     }
-    hits.current++
+    hits.current += count
     return { current: hits.current, ttlMs: hits.until - now }
   }
 

@@ -28,7 +28,7 @@ interface ScriptCommands {
   ssoDelete: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
-  ssoRate: (counter: string, windowMs: number) => Promise<[number, number]>
+  ssoRate: (counter: string, windowMs: number, count: number) => Promise<[number, number]>
   ssoIndex: (index: string, userEnded: string, sessionId: string, issuedAtMs: number | string, untilMs: number) => Promise<string>
 }
 
@@ -306,8 +306,8 @@ export class RedisStore implements Store {
     await this.#run(async () => await this.redis.del(this.#onceKey(id)))
   }
 
-  async countHit (key: string, windowMs: number): Promise<{ current: number, ttlMs: number }> {
-    const [current, ttlMs] = await this.#run(() => this.#commands.ssoRate(`${this.#prefix}{r:${key}}`, windowMs))
+  async countHit (key: string, windowMs: number, count = 1): Promise<{ current: number, ttlMs: number }> {
+    const [current, ttlMs] = await this.#run(() => this.#commands.ssoRate(`${this.#prefix}{r:${key}}`, windowMs, count))
     return { current, ttlMs }
   }
 

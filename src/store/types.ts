@@ -103,8 +103,8 @@ export interface Store {
   rememberOnce: (id: string, untilMs: number) => Promise<boolean>
   /** Forgets a one-time id again, after the work it guarded failed. */
   forgetOnce: (id: string) => Promise<void>
-  /** Counts a request of `key` in a fixed window of `windowMs` (rate limiting). */
-  countHit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
+  /** Adds `count` requests of `key` to its fixed window of `windowMs` (rate limiting). */
+  countHit: (key: string, windowMs: number, count?: number) => Promise<{ current: number, ttlMs: number }>
   ping: () => Promise<void>
   close: () => Promise<void>
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../src/app.ts'
 import { RedisServer } from '../fixtures/redis.ts'
 import { build, mintUst } from '../helper.ts'
@@ -77,17 +78,39 @@ describe('rate limiting (SSO_RATE_LIMIT_MAX, SSO_RATE_LIMIT_WINDOW)', () => {
     before(async () => { redis = await RedisServer.start() })
     after(async () => { await redis.close() })
 
-    test('two service instances on one Redis share the budget of a caller', async (t) => {
-      const overrides = { SSO_STORE: 'redis' as const, REDIS_URL: redis.url, SSO_KEY_PREFIX: `rl-${randomBytes(4).toString('hex')}:`, SSO_RATE_LIMIT_MAX: 3 }
+    test('two service instances on one Redis share the budget of a caller (counts meet within the sync interval)', async (t) => {
+      const overrides = { SSO_STORE: 'redis' as const, REDIS_URL: redis.url, SSO_KEY_PREFIX: `rl-${randomBytes(4).toString('hex')}:`, SSO_RATE_LIMIT_MAX: 3, SSO_RATE_LIMIT_SYNC_MS: 50 }
       const one = await build(t, overrides)
       const two = await build(t, overrides)
       const ust = await mintUst({ sub: 'shared' })
       assert.equal((await put(one, ust)).statusCode, 200)
-      assert.equal((await put(two, ust)).statusCode, 200)
       assert.equal((await put(one, ust)).statusCode, 200)
+      await sleep(200)
+      // Instance two has seen one request of this caller itself; the shared counter says three.
+      assert.equal((await put(two, ust)).statusCode, 200)
+      await sleep(200)
       const limited = await put(two, ust)
       assert.equal(limited.statusCode, 429)
       assert.deepEqual(limited.body.sub_status, ['E011002'])
+      // Instance one learns the same at its next count.
+      assert.equal((await put(one, ust)).statusCode, 200, 'one\'s last word from Redis was 2 (or 3): it lets one more through')
+      await sleep(200)
+      assert.equal((await put(one, ust)).statusCode, 429)
+    })
+
+    test('Redis is not on the request path: frozen, requests are still judged at once (and the operation answers 503)', async (t) => {
+      const overrides = { SSO_STORE: 'redis' as const, REDIS_URL: redis.url, SSO_KEY_PREFIX: `rl-${randomBytes(4).toString('hex')}:`, SSO_RATE_LIMIT_MAX: 2, REDIS_COMMAND_TIMEOUT_MS: 300 }
+      const app = await build(t, overrides)
+      const ust = await mintUst({ sub: 'frozen' })
+      assert.equal((await put(app, ust)).statusCode, 200)
+      redis.pause()
+      t.after(() => redis.resume())
+      const started = performance.now()
+      assert.equal((await put(app, ust)).statusCode, 503)
+      const limited = await put(app, ust)
+      assert.equal(limited.statusCode, 429, 'the third request is over the limit, Redis or not')
+      assert.ok(performance.now() - started < 2000, `answered in ${(performance.now() - started).toFixed(0)} ms`)
+      redis.resume()
     })
   })
 })

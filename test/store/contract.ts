@@ -853,6 +853,9 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         assert.deepEqual(counts.map((hit) => hit.current), [1, 2, 3])
         for (const hit of counts) assert.ok(hit.ttlMs > 0 && hit.ttlMs <= 300, `ttl ${hit.ttlMs}`)
         assert.equal((await store.countHit(`ip:${newSessionId()}`, 300)).current, 1)
+        // Batches of requests at once, and a count of 0 that only reads.
+        assert.equal((await store.countHit(key, 300, 5)).current, 8)
+        assert.equal((await store.countHit(key, 300, 0)).current, 8)
         await sleep(400)
         assert.equal((await store.countHit(key, 300)).current, 1)
       })
