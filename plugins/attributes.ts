@@ -41,16 +41,22 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   // A session enters its user's index with its first successful request (not before: a
   // rejected request stores nothing), before the answer leaves, so the next request sees it.
   fastify.decorateRequest('authorized', null)
-  fastify.addHook('onSend', async (request, reply) => {
+  // A callback hook: nearly every request has nothing to do here, and pays no promise for it.
+  // `authorized` is undefined, not null, on routes of plugins registered before this one.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
     const access = request.authorized
-    if (access === null || reply.statusCode >= 400) return
-    try {
+    if (access == null || reply.statusCode >= 400 || (access.caller.indexed === true && access.target.indexed === true)) {
+      done(null, payload)
+      return
+    }
+    const record = async () => {
       await sessions.recordUse(access.caller)
       if (access.target !== access.caller) await sessions.recordUse(access.target)
-    } catch (error) {
+    }
+    record().catch((error: unknown) => {
       // The answer stands; the next request of this token tries again.
       request.log.warn({ err: error }, 'could not record the session in its user index')
-    }
+    }).finally(() => done(null, payload))
   })
   fastify.decorate('verifyLogoutToken', createLogoutTokenVerifier({
     keys: keyResolver(settings.keySource),

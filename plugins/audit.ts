@@ -46,9 +46,12 @@ export function auditAccess (request: FastifyRequest, operation: AuditOperation,
 // user's session, written when the response is sent, so it carries the outcome.
 export default fp(async (fastify) => {
   fastify.decorateRequest('audit', null)
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
+    // Undefined, not null, on routes of plugins registered before this one (Swagger UI).
     const entry = request.audit
-    if (entry === null || !(ALWAYS_AUDITED.has(entry.operation) || entry.on_behalf === true)) return
-    request.log.info({ audit: { ...entry, status: reply.statusCode, outcome: reply.statusCode < 400 ? 'ok' : 'error' } }, 'audit')
+    if (entry != null && (ALWAYS_AUDITED.has(entry.operation) || entry.on_behalf === true)) {
+      request.log.info({ audit: { ...entry, status: reply.statusCode, outcome: reply.statusCode < 400 ? 'ok' : 'error' } }, 'audit')
+    }
+    done()
   })
 }, { name: 'audit' })

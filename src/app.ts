@@ -191,7 +191,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     if (status >= 500) request.log.error({ err: error, sub_status: code }, 'request failed')
     else request.log.info({ sub_status: code, reason: message }, 'request rejected')
     if (code === 'E011003') reply.header('retry-after', '1')
-    if (request.audit !== null) request.audit.sub_status = code
+    // Undefined, not null, on routes of plugins registered before the audit plugin (Swagger UI).
+    if (request.audit != null) request.audit.sub_status = code
     return reply.status(status).send({
       cid: request.id,
       status: 'error',
