@@ -28,19 +28,15 @@ function callerUst (request: FastifyRequest): string | undefined {
 
 /** @fastify/rate-limit's store interface over a counter that shares its counts through our Store. */
 function counterOn (counter: BatchedRateCounter) {
+  // One window for every route (no route sets its own timeWindow), so one counter serves all.
   return class StoreCounter {
-    readonly #windowMs: number
-    constructor (options: { timeWindow?: number }) {
-      this.#windowMs = options.timeWindow ?? 60_000
-    }
-
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow?: number): void {
-      const { current, ttlMs } = counter.hit(key, timeWindow ?? this.#windowMs)
+    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void): void {
+      const { current, ttlMs } = counter.hit(key)
       callback(null, { current, ttl: ttlMs })
     }
 
-    child (options: { timeWindow?: number }): StoreCounter {
-      return new StoreCounter(options)
+    child (): StoreCounter {
+      return new StoreCounter()
     }
   }
 }
@@ -54,7 +50,7 @@ function counterOn (counter: BatchedRateCounter) {
 export default fp<{ config: Config }>(async (fastify, { config }) => {
   fastify.decorateRequest('verifiedCaller', null)
   if (config.SSO_RATE_LIMIT_MAX === 0) return
-  const counter = new BatchedRateCounter(fastify.store, { syncMs: config.SSO_RATE_LIMIT_SYNC_MS })
+  const counter = new BatchedRateCounter(fastify.store, config.SSO_RATE_LIMIT_WINDOW * 1000, { syncMs: config.SSO_RATE_LIMIT_SYNC_MS })
   fastify.addHook('onClose', async () => {
     counter.close()
     await counter.flush()

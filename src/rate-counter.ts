@@ -2,9 +2,9 @@ import { LRUCache } from 'lru-cache'
 import type { Store } from './store/types.ts'
 
 interface Window {
-  windowMs: number
-  endsAt: number
-  /** The store's count for the window when it last answered (every instance's requests). */
+  /** Which window of `windowMs` since the epoch: every instance counts into the same one. */
+  index: number
+  /** The store's total for the window when it last answered (every instance's requests). */
   known: number
   /** Requests counted here and not yet added to the store. */
   pending: number
@@ -23,12 +23,13 @@ export interface BatchedRateCounterOptions {
 /**
  * Rate-limit counts shared through the store without a round trip per request. A request is
  * counted here at once and judged on what the store said last plus what this instance has not
- * sent yet; every `syncMs` the unsent counts of all keys go to the store (one call per key, sent
- * together), and its answers bring in what the other instances counted. So the limit holds on one
- * instance exactly, and across N instances to within what they count in one sync interval.
+ * sent yet; every `syncMs` the unsent counts of every key go to the store in one call, whose
+ * answer brings in what the other instances counted. So the limit holds on one instance exactly,
+ * and across N instances to within what they count in one sync interval.
  */
 export class BatchedRateCounter {
-  readonly #store: Pick<Store, 'countHit'>
+  readonly #store: Pick<Store, 'countHits'>
+  readonly #windowMs: number
   readonly #syncMs: number
   readonly #now: () => number
   readonly #windows: LRUCache<string, Window>
@@ -36,19 +37,21 @@ export class BatchedRateCounter {
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> | undefined
 
-  constructor (store: Pick<Store, 'countHit'>, options: BatchedRateCounterOptions = {}) {
+  constructor (store: Pick<Store, 'countHits'>, windowMs: number, options: BatchedRateCounterOptions = {}) {
     this.#store = store
+    this.#windowMs = windowMs
     this.#syncMs = options.syncMs ?? 100
     this.#now = options.now ?? Date.now
     this.#windows = new LRUCache({ max: options.maxKeys ?? 100_000 })
   }
 
   /** Counts one request of `key`; what the rate limiter compares with its maximum. */
-  hit (key: string, windowMs: number): { current: number, ttlMs: number } {
+  hit (key: string): { current: number, ttlMs: number } {
     const now = this.#now()
+    const index = Math.floor(now / this.#windowMs)
     let window = this.#windows.get(key)
-    if (window === undefined || window.endsAt <= now) {
-      window = { windowMs, endsAt: now + windowMs, known: 0, pending: 0, sending: 0 }
+    if (window === undefined || window.index !== index) {
+      window = { index, known: 0, pending: 0, sending: 0 }
       this.#windows.set(key, window)
     }
     window.pending++
@@ -57,30 +60,39 @@ export class BatchedRateCounter {
       this.#timer = undefined
       void this.flush()
     }, this.#syncMs).unref()
-    return { current: window.known + window.sending + window.pending, ttlMs: window.endsAt - now }
+    return { current: window.known + window.sending + window.pending, ttlMs: (index + 1) * this.#windowMs - now }
   }
 
-  /** Sends every unsent count to the store now; a failed send is kept for the next one. */
+  /** Sends every unsent count to the store now, in one call; a failed send is kept for the next. */
   async flush (): Promise<void> {
     await this.#flushing
-    const keys = [...this.#dirty]
-    this.#dirty.clear()
-    this.#flushing = Promise.all(keys.map(async (key) => {
+    const index = Math.floor(this.#now() / this.#windowMs)
+    const batch: Array<[string, Window]> = []
+    for (const key of this.#dirty) {
       const window = this.#windows.get(key)
-      if (window === undefined || window.pending === 0) return
+      // Counts of a window that has ended are of no use to anyone any more.
+      if (window === undefined || window.pending === 0 || window.index !== index) continue
       window.sending = window.pending
       window.pending = 0
-      try {
-        const { current, ttlMs } = await this.#store.countHit(key, window.windowMs, window.sending)
-        window.known = current
-        window.endsAt = this.#now() + ttlMs
-      } catch {
-        window.pending += window.sending
-        this.#dirty.add(key)
-      } finally {
-        window.sending = 0
+      batch.push([key, window])
+    }
+    this.#dirty.clear()
+    if (batch.length === 0) return
+    this.#flushing = this.#store.countHits(this.#windowMs, batch.map(([key, window]) => [key, window.sending])).then(
+      ({ totals }) => {
+        batch.forEach(([, window], position) => {
+          window.known = totals[position] ?? window.known
+          window.sending = 0
+        })
+      },
+      () => {
+        for (const [key, window] of batch) {
+          window.pending += window.sending
+          window.sending = 0
+          this.#dirty.add(key)
+        }
       }
-    })).then(() => { this.#flushing = undefined })
+    ).finally(() => { this.#flushing = undefined })
     await this.#flushing
   }
 

@@ -226,15 +226,18 @@ export class MemoryStore implements Store {
     this.#onceIds.delete(id)
   }
 
-  async countHit (key: string, windowMs: number, count = 1): Promise<{ current: number, ttlMs: number }> {
+  async countHits (windowMs: number, hits: Array<[key: string, count: number]>): Promise<{ totals: number[], ttlMs: number }> {
     const now = this.#now()
-    let hits = this.#hits.get(key)
-    if (hits === undefined || hits.until <= now) {
-      hits = { current: 0, until: now + windowMs }
-      this.#hits.set(key, hits)
-    }
-    hits.current += count
-    return { current: hits.current, ttlMs: hits.until - now }
+    const window = Math.floor(now / windowMs)
+    const until = (window + 1) * windowMs
+    const totals = hits.map(([key, count]) => {
+      const id = `${windowMs}:${window}:${key}`
+      const entry = this.#hits.get(id) ?? { current: 0, until }
+      entry.current += count
+      this.#hits.set(id, entry)
+      return entry.current
+    })
+    return { totals, ttlMs: until - now }
   }
 
   async ping (): Promise<void> {}

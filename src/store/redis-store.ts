@@ -28,7 +28,7 @@ interface ScriptCommands {
   ssoDelete: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
-  ssoRate: (counter: string, windowMs: number, count: number) => Promise<[number, number]>
+  ssoRate: (counter: string, ttlMs: number, ...hits: Array<string | number>) => Promise<number[]>
   ssoIndex: (index: string, userEnded: string, sessionId: string, issuedAtMs: number | string, untilMs: number) => Promise<string>
 }
 
@@ -306,9 +306,15 @@ export class RedisStore implements Store {
     await this.#run(async () => await this.redis.del(this.#onceKey(id)))
   }
 
-  async countHit (key: string, windowMs: number, count = 1): Promise<{ current: number, ttlMs: number }> {
-    const [current, ttlMs] = await this.#run(() => this.#commands.ssoRate(`${this.#prefix}{r:${key}}`, windowMs, count))
-    return { current, ttlMs }
+  async countHits (windowMs: number, hits: Array<[key: string, count: number]>): Promise<{ totals: number[], ttlMs: number }> {
+    // One hash per window for every counter: one slot, one call, however many callers. The
+    // window comes from this instance's clock: instances agree on it to within their skew.
+    const now = Date.now()
+    const window = Math.floor(now / windowMs)
+    const ttlMs = (window + 1) * windowMs - now
+    const counter = `${this.#prefix}{rate}:${windowMs}:${window}`
+    const totals = await this.#run(() => this.#commands.ssoRate(counter, ttlMs + 1000, ...hits.flat()))
+    return { totals, ttlMs }
   }
 
   /** Redis answers; on a Cluster, one that also says all slots are served (cluster_state:ok). */

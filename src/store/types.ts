@@ -103,8 +103,12 @@ export interface Store {
   rememberOnce: (id: string, untilMs: number) => Promise<boolean>
   /** Forgets a one-time id again, after the work it guarded failed. */
   forgetOnce: (id: string) => Promise<void>
-  /** Adds `count` requests of `key` to its fixed window of `windowMs` (rate limiting). */
-  countHit: (key: string, windowMs: number, count?: number) => Promise<{ current: number, ttlMs: number }>
+  /**
+   * Rate limiting: adds request counts of several keys to the current fixed window of `windowMs`
+   * (windows aligned to the epoch, so every instance counts into the same one) in one call.
+   * Returns each key's total in the window and the ms until the window ends.
+   */
+  countHits: (windowMs: number, hits: Array<[key: string, count: number]>) => Promise<{ totals: number[], ttlMs: number }>
   ping: () => Promise<void>
   close: () => Promise<void>
 }

@@ -31,7 +31,7 @@ function unreachableStore (): Store {
     isSessionEnded: async (...args) => await inner.isSessionEnded(...args),
     rememberOnce: async (...args) => await inner.rememberOnce(...args),
     forgetOnce: async (...args) => await inner.forgetOnce(...args),
-    countHit: async (...args) => await inner.countHit(...args),
+    countHits: async (...args) => await inner.countHits(...args),
     ping: async () => { throw new StoreUnavailableError(new Error('connect ECONNREFUSED 127.0.0.1:6379')) },
     close: async () => await inner.close()
   }

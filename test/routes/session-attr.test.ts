@@ -1294,7 +1294,7 @@ function failingStore (error: () => Error): Store {
   // Token admission passes, so that each operation's own store call is the one that fails.
   return {
     kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, ping: fail, close: async () => await inner.close(),
-    endSession: fail, endUserSessions: fail, admitSession: async () => {}, indexSession: fail, isSessionEnded: fail, rememberOnce: fail, forgetOnce: fail, countHit: fail
+    endSession: fail, endUserSessions: fail, admitSession: async () => {}, indexSession: fail, isSessionEnded: fail, rememberOnce: fail, forgetOnce: fail, countHits: fail
   }
 }
 

@@ -5,60 +5,79 @@ import { StoreUnavailableError } from '../../src/errors.ts'
 import { MemoryStore } from '../../src/store/memory-store.ts'
 
 const LIMITS = { sessionIdleTtlMs: 60_000, sessionMaxTtlMs: 120_000, maxAttributesPerSession: 10 }
+const MINUTE = 60_000
+
+async function total (store: MemoryStore, key: string): Promise<number> {
+  return (await store.countHits(MINUTE, [[key, 0]])).totals[0]!
+}
 
 describe('BatchedRateCounter', () => {
-  test('counts at once without the store, sends the counts in one batch, and learns the other instances\' counts', async (t) => {
+  test('counts at once without the store, sends every key in one call, and learns the other instances\' counts', async (t) => {
     const shared = new MemoryStore(LIMITS)
     t.after(() => shared.close())
-    let calls = 0
-    const counting = { countHit: async (key: string, windowMs: number, count?: number) => { calls++; return await shared.countHit(key, windowMs, count) } }
-    const one = new BatchedRateCounter(counting, { syncMs: 1000 })
-    const two = new BatchedRateCounter(counting, { syncMs: 1000 })
+    const calls: Array<Array<[string, number]>> = []
+    const counting = {
+      countHits: async (windowMs: number, hits: Array<[string, number]>) => {
+        calls.push(hits)
+        return await shared.countHits(windowMs, hits)
+      }
+    }
+    const one = new BatchedRateCounter(counting, MINUTE, { syncMs: 1000 })
+    const two = new BatchedRateCounter(counting, MINUTE, { syncMs: 1000 })
     t.after(() => { one.close(); two.close() })
-    assert.deepEqual([1, 2, 3].map(() => one.hit('u:alice', 60_000).current), [1, 2, 3])
-    assert.equal(calls, 0, 'no store call on the request path')
+    assert.deepEqual([1, 2, 3].map(() => one.hit('u:alice').current), [1, 2, 3])
+    assert.equal(one.hit('ip:10.0.0.1').current, 1, 'keys are counted apart')
+    assert.equal(calls.length, 0, 'no store call on the request path')
     await one.flush()
-    assert.equal(calls, 1, 'three requests, one store call')
-    assert.equal((await shared.countHit('u:alice', 60_000, 0)).current, 3)
-    assert.equal(two.hit('u:alice', 60_000).current, 1, 'two has not heard of one yet')
+    assert.deepEqual(calls, [[['u:alice', 3], ['ip:10.0.0.1', 1]]], 'four requests of two keys, one store call')
+    assert.equal(await total(shared, 'u:alice'), 3)
+    assert.equal(two.hit('u:alice').current, 1, 'two has not heard of one yet')
     await two.flush()
-    assert.equal(two.hit('u:alice', 60_000).current, 5, 'three from one, one from two, this one')
-    assert.equal(one.hit('bob', 60_000).current, 1, 'keys are counted apart')
+    assert.equal(two.hit('u:alice').current, 5, 'three from one, one from two, and this one')
+    await one.flush()
+    assert.equal(calls.length, 2, 'nothing new on one: no call')
   })
 
-  test('a failed send is kept and sent with the next batch', async (t) => {
+  test('a failed send is kept and sent with the next batch; meanwhile in-flight counts still count', async (t) => {
     const shared = new MemoryStore(LIMITS)
     t.after(() => shared.close())
     let down = true
-    const flaky = { countHit: async (key: string, windowMs: number, count?: number) => { if (down) throw new StoreUnavailableError(); return await shared.countHit(key, windowMs, count) } }
-    const counter = new BatchedRateCounter(flaky, { syncMs: 1000 })
+    const flaky = {
+      countHits: async (windowMs: number, hits: Array<[string, number]>) => {
+        if (down) throw new StoreUnavailableError()
+        return await shared.countHits(windowMs, hits)
+      }
+    }
+    const counter = new BatchedRateCounter(flaky, MINUTE, { syncMs: 1000 })
     t.after(() => counter.close())
-    counter.hit('k', 60_000)
-    counter.hit('k', 60_000)
-    await counter.flush()
+    counter.hit('k')
+    counter.hit('k')
+    const sending = counter.flush()
+    assert.equal(counter.hit('k').current, 3, 'the two on their way are counted too')
+    await sending
     down = false
-    assert.equal(counter.hit('k', 60_000).current, 3)
+    assert.equal(counter.hit('k').current, 4)
     await counter.flush()
-    assert.equal((await shared.countHit('k', 60_000, 0)).current, 3)
+    assert.equal(await total(shared, 'k'), 4)
   })
 
-  test('a window ends: counting starts again', async (t) => {
-    let now = 1_000_000
-    const counter = new BatchedRateCounter({ countHit: async () => ({ current: 0, ttlMs: 0 }) }, { syncMs: 1000, now: () => now })
+  test('windows are aligned to the epoch: counting starts again at the next one', async (t) => {
+    let now = 10 * MINUTE + 1000
+    const counter = new BatchedRateCounter({ countHits: async () => ({ totals: [], ttlMs: 0 }) }, MINUTE, { syncMs: 1000, now: () => now })
     t.after(() => counter.close())
-    counter.hit('k', 500)
-    assert.equal(counter.hit('k', 500).current, 2)
-    now += 501
-    assert.deepEqual(counter.hit('k', 500), { current: 1, ttlMs: 500 })
+    counter.hit('k')
+    assert.deepEqual(counter.hit('k'), { current: 2, ttlMs: MINUTE - 1000 })
+    now = 11 * MINUTE
+    assert.deepEqual(counter.hit('k'), { current: 1, ttlMs: MINUTE })
   })
 
   test('sends on its own every syncMs', async (t) => {
     const shared = new MemoryStore(LIMITS)
     t.after(() => shared.close())
-    const counter = new BatchedRateCounter(shared, { syncMs: 20 })
+    const counter = new BatchedRateCounter(shared, MINUTE, { syncMs: 20 })
     t.after(() => counter.close())
-    counter.hit('auto', 60_000)
+    counter.hit('auto')
     await new Promise((resolve) => setTimeout(resolve, 150))
-    assert.equal((await shared.countHit('auto', 60_000, 0)).current, 1)
+    assert.equal(await total(shared, 'auto'), 1)
   })
 })

@@ -845,19 +845,20 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         assert.equal(results.filter(Boolean).length, 1)
       })
 
-      test('countHit counts per key within a window, then starts again', async (t) => {
+      test('countHits adds the counts of several keys in one call, within a window aligned to the epoch', async (t) => {
         const store = await open(t)
-        const key = `u:${newSessionId()}`
-        const counts = []
-        for (let index = 0; index < 3; index++) counts.push(await store.countHit(key, 300))
-        assert.deepEqual(counts.map((hit) => hit.current), [1, 2, 3])
-        for (const hit of counts) assert.ok(hit.ttlMs > 0 && hit.ttlMs <= 300, `ttl ${hit.ttlMs}`)
-        assert.equal((await store.countHit(`ip:${newSessionId()}`, 300)).current, 1)
-        // Batches of requests at once, and a count of 0 that only reads.
-        assert.equal((await store.countHit(key, 300, 5)).current, 8)
-        assert.equal((await store.countHit(key, 300, 0)).current, 8)
-        await sleep(400)
-        assert.equal((await store.countHit(key, 300)).current, 1)
+        const [a, b] = [`u:${newSessionId()}`, `ip:${newSessionId()}`]
+        const windowMs = 400
+        // Start just after a window begins, so that the calls below fall in one window.
+        await sleep(windowMs - (Date.now() % windowMs) + 5)
+        const first = await store.countHits(windowMs, [[a, 1], [b, 3]])
+        assert.deepEqual(first.totals, [1, 3])
+        assert.ok(first.ttlMs > 0 && first.ttlMs <= windowMs, `ttl ${first.ttlMs}`)
+        assert.deepEqual((await store.countHits(windowMs, [[b, 2], [a, 5]])).totals, [5, 6])
+        assert.deepEqual((await store.countHits(windowMs, [[a, 0]])).totals, [6], 'a count of 0 only reads')
+        assert.deepEqual((await store.countHits(windowMs, [[`u:${newSessionId()}`, 1]])).totals, [1])
+        await sleep(windowMs + 50)
+        assert.deepEqual((await store.countHits(windowMs, [[a, 1]])).totals, [1], 'a new window')
       })
     })
   })
