@@ -533,7 +533,8 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const store = await open(t, { maxAttributesPerSession: count + 10 })
         const sid = newSessionId()
         const names = Array.from({ length: count }, (_, index) => `e${String(index).padStart(5, '0')}`)
-        const lifetime = 1_000
+        // Long enough for four batches of 2,500 to be written on a loaded machine or a Cluster.
+        const lifetime = 3_000
         for (let start = 0; start < count; start += batch) {
           await store.write(sid, 'create', names.slice(start, start + batch).map((n) => item(n, plain(1), inMs(lifetime))))
         }
