@@ -57,18 +57,12 @@ export function isUnavailable (error: unknown): boolean {
   return true
 }
 
-export interface RedisStoreOptions extends StoreLimits {
+export interface RedisStoreOptions extends StoreLimits, Pick<RedisConnectionOptions, 'commandTimeoutMs' | 'connectTimeoutMs' | 'username' | 'password' | 'sentinelPassword' | 'tls'> {
   /** One server by URL; the same as `topology: { kind: 'standalone', url }`. */
   url?: string | undefined
   /** Cluster or Sentinel (or a URL); wins over `url`. */
   topology?: RedisTopology | undefined
   keyPrefix: string
-  commandTimeoutMs: number
-  connectTimeoutMs: number
-  username?: string | undefined
-  password?: string | undefined
-  sentinelPassword?: string | undefined
-  tls?: boolean | undefined
   /**
    * Writes and deletes answer ok only once this many replicas have acknowledged them (Redis
    * WAIT, sent with the script in one round trip); fewer is 503 E011003. 0: no wait.
