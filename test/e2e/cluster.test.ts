@@ -29,6 +29,14 @@ function clusterConfig (overrides: Partial<Config> = {}): Partial<Config> {
   }
 }
 
+async function untilReady (base: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await call(base, 'GET', '/readyz')).status !== 200) {
+    if (Date.now() > deadline) throw new Error(`${base} not ready within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 describe('the service on a Redis Cluster', () => {
   test('the whole API over HTTP', { timeout: 30_000 }, async (t) => {
     const { base } = await listen(t, clusterConfig())
@@ -39,6 +47,10 @@ describe('the service on a Redis Cluster', () => {
     const config = clusterConfig()
     const one = await listen(t, config)
     const two = await listen(t, config)
+    // As a load balancer would: traffic only once each instance says it is ready (its cluster
+    // client has the slot map), which on a busy machine can take longer than the command timeout.
+    await untilReady(one.base)
+    await untilReady(two.base)
     await checkTwoInstances(one.base, two.base)
   })
 
