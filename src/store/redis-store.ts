@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.ts'
+import { DeadlineQueue } from './deadlines.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
   CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
@@ -86,10 +87,12 @@ export class RedisStore implements Store {
   readonly #limits: StoreLimits
   readonly #timeoutMs: number
   readonly #connected = new Map<RedisClient, Promise<void>>()
+  readonly #deadlines: DeadlineQueue
 
   constructor (options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix
     this.#timeoutMs = options.commandTimeoutMs
+    this.#deadlines = new DeadlineQueue(options.commandTimeoutMs)
     this.#limits = {
       sessionIdleTtlMs: options.sessionIdleTtlMs,
       sessionMaxTtlMs: options.sessionMaxTtlMs,
@@ -155,9 +158,31 @@ export class RedisStore implements Store {
   // command back while the previous pipeline waits: against a frozen Redis a request would
   // take up to twice the timeout. The deadline counts from the call instead.
   async #run<T> (call: () => Promise<T>, client: RedisClient = this.redis): Promise<T> {
+    if (client.status !== 'ready' || (client instanceof Cluster && mastersConnecting(client) !== undefined)) {
+      return await this.#runConnecting(call, client)
+    }
+    // The common case: connected. One shared timer for every call in flight (deadlines.ts).
+    return await new Promise<T>((resolve, reject) => {
+      const deadline = this.#deadlines.add(() => reject(this.#timedOut()))
+      call().then((value) => {
+        this.#deadlines.settle(deadline)
+        resolve(value)
+      }, (error: unknown) => {
+        this.#deadlines.settle(deadline)
+        reject(storeError(error))
+      })
+    })
+  }
+
+  #timedOut (): StoreUnavailableError {
+    return new StoreUnavailableError(new Error(`no answer from Redis within ${this.#timeoutMs} ms`))
+  }
+
+  /** A call that first waits for the connection (or a Cluster's masters), within the same deadline. */
+  async #runConnecting<T> (call: () => Promise<T>, client: RedisClient): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(new Error(`no answer from Redis within ${this.#timeoutMs} ms`))), this.#timeoutMs)
+      timer = setTimeout(() => reject(this.#timedOut()), this.#timeoutMs)
     })
     try {
       if (client.status !== 'ready') await Promise.race([this.#whenConnected(client), deadline])
@@ -165,9 +190,7 @@ export class RedisStore implements Store {
       if (connecting !== undefined) await Promise.race([connecting, deadline])
       return await Promise.race([call(), deadline])
     } catch (error) {
-      if (isEndedReply(error)) throw new SessionEndedError()
-      if (error instanceof StoreUnavailableError || !isUnavailable(error)) throw error
-      throw new StoreUnavailableError(error)
+      throw storeError(error)
     } finally {
       clearTimeout(timer)
     }
@@ -331,6 +354,13 @@ export class RedisStore implements Store {
       }
     }))
   }
+}
+
+/** What a failed call raises: an ended session, a store outage (503), or the error itself. */
+function storeError (error: unknown): unknown {
+  if (isEndedReply(error)) return new SessionEndedError()
+  if (error instanceof StoreUnavailableError || !isUnavailable(error)) return error
+  return new StoreUnavailableError(error)
 }
 
 function isEndedReply (error: unknown): boolean {
