@@ -7,15 +7,27 @@ if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('ENDED sessi
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+-- One command over a whole list of arguments after the key (HMGET, HSET pairs, ZADD pairs,
+-- HDEL names) instead of one command per attribute, in slices of 1000: unpack() fails beyond
+-- about 8000 values (Lua's C stack). Returns the replies of a command answering one array,
+-- joined (HMGET's false for a missing field stays in place).
+local function call_sliced(command, key, args)
+  local replies = {}
+  for first = 1, #args, 1000 do
+    local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
+    if type(reply) == 'table' then
+      for j = 1, #reply do replies[#replies + 1] = reply[j] end
+    end
+  end
+  return replies
+end
+
 -- Expired attributes are removed before anything else reads the hash, so they are invisible
 -- to every operation and their names are free.
 local function purge_expired()
   local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
   if #dead > 0 then
-    -- unpack() fails beyond about 8000 values (Lua's C stack), so delete in slices.
-    for first = 1, #dead, 1000 do
-      redis.call('HDEL', attrs, unpack(dead, first, math.min(first + 999, #dead)))
-    end
+    call_sliced('HDEL', attrs, dead)
     redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
   end
 end

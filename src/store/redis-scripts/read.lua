@@ -16,12 +16,9 @@ purge_expired()
 renew(deadline, idle_ms)
 
 if op == 'names' then return redis.call('HKEYS', attrs) end
+local names = {}
+for i = 3, #ARGV do names[#names + 1] = ARGV[i] end
+if op == 'get' then return call_sliced('HMGET', attrs, names) end
 local out = {}
-for i = 3, #ARGV do
-  if op == 'get' then
-    out[#out + 1] = redis.call('HGET', attrs, ARGV[i])
-  else
-    out[#out + 1] = redis.call('HEXISTS', attrs, ARGV[i])
-  end
-end
+for i = 1, #names do out[i] = redis.call('HEXISTS', attrs, names[i]) end
 return out

@@ -21,13 +21,17 @@ local function parse(record)
 end
 
 local count = (#ARGV - 4) / 8
+local names = {}
+for i = 0, count - 1 do names[i + 1] = ARGV[5 + i * 8] end
+-- Names in a batch are distinct (the service refuses duplicates), so every read may come first.
+local records = call_sliced('HMGET', attrs, names)
 local current = {}
 local fresh = 0
 local present, missing, conflicts, stale, sealed = {}, {}, {}, {}, {}
 for i = 0, count - 1 do
   local base = 5 + i * 8
-  local name = ARGV[base]
-  local record = redis.call('HGET', attrs, name)
+  local name = names[i + 1]
+  local record = records[i + 1]
   local cur = record and parse(record) or false
   current[i] = cur
   if cur then
@@ -55,6 +59,7 @@ if not deadline then
 end
 
 local out = { 'OK' }
+local stored, expiring, unexpiring = {}, {}, {}
 for i = 0, count - 1 do
   local base = 5 + i * 8
   local name, kind, cur = ARGV[base], ARGV[base + 1], current[i]
@@ -76,16 +81,20 @@ for i = 0, count - 1 do
   local version = cur and cur.version + 1 or 1
   local created = cur and cur.created or string.format('%d', now)
   local expires_text = expires and string.format('%d', expires) or ''
-  redis.call('HSET', attrs, name,
-    version .. ':' .. created .. ':' .. string.format('%d', now) .. ':' .. expires_text .. ':' .. flag .. ':' .. payload)
+  stored[#stored + 1] = name
+  stored[#stored + 1] = version .. ':' .. created .. ':' .. string.format('%d', now) .. ':' .. expires_text .. ':' .. flag .. ':' .. payload
   if expires then
-    redis.call('ZADD', expiry, expires, name)
+    expiring[#expiring + 1] = expires
+    expiring[#expiring + 1] = name
   elseif cur and cur.expires ~= '' then
-    redis.call('ZREM', expiry, name)
+    unexpiring[#unexpiring + 1] = name
   end
   out[#out + 1] = version
   out[#out + 1] = expires or -1
 end
+call_sliced('HSET', attrs, stored)
+if #expiring > 0 then call_sliced('ZADD', expiry, expiring) end
+if #unexpiring > 0 then call_sliced('ZREM', expiry, unexpiring) end
 
 renew(deadline, idle_ms)
 return out
