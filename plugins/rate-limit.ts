@@ -9,7 +9,7 @@ import type { Identity } from '../src/ust.ts'
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's UST as verified while choosing the rate-limit key; reused by authorization. */
-    verifiedCaller: Promise<Identity> | null
+    verifiedCaller: Identity | Promise<Identity> | null
   }
 }
 
@@ -63,18 +63,19 @@ export default fp<{ config: Config }>(async (fastify, { config }) => {
     // The plugin's type wants its own store constructor; ours has the same shape.
     store: counterOn(counter) as unknown as NonNullable<Parameters<typeof rateLimit>[1]>['store'],
     addHeadersOnExceeding: { 'x-ratelimit-limit': true, 'x-ratelimit-remaining': true, 'x-ratelimit-reset': true },
-    keyGenerator: async (request) => {
+    // Synchronous for a token in the cache (nearly every request): no promise to wait for.
+    keyGenerator: (request) => {
       const ust = callerUst(request)
-      if (ust !== undefined) {
-        const verification = fastify.access.identify(ust)
-        request.verifiedCaller = verification
-        try {
-          return `u:${(await verification).userId}`
-        } catch {
-          // Counted against the client address, and answered by authorization.
-        }
+      if (ust === undefined) return `ip:${request.ip}`
+      const cached = fastify.access.identifyCached(ust)
+      if (cached !== undefined) {
+        request.verifiedCaller = cached
+        return `u:${cached.userId}`
       }
-      return `ip:${request.ip}`
+      const verification = fastify.access.identify(ust)
+      request.verifiedCaller = verification
+      // A token that does not verify is counted against the client address, and answered by authorization.
+      return verification.then((identity) => `u:${identity.userId}`, () => `ip:${request.ip}`)
     },
     errorResponseBuilder: (_request, context) => new AppError('E011002', `Rate limit exceeded, retry in ${context.after}`)
   })

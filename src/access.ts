@@ -39,7 +39,12 @@ export class AccessPolicy {
     return await this.#verifier.verify(ust)
   }
 
-  async authorize (request: AccessRequest, verifiedCaller?: Promise<Identity>): Promise<Access> {
+  /** The caller of a token verified before, with no promise on the way; undefined when identify() must verify it. */
+  identifyCached (ust: string): Identity | undefined {
+    return this.#verifier.cached(ust)
+  }
+
+  async authorize (request: AccessRequest, verifiedCaller?: Identity | Promise<Identity>): Promise<Access> {
     const caller = await (verifiedCaller ?? this.#verifier.verify(request.currentUst))
     if (!this.#apps.has(request.currentApp)) throw new AppError('E004001')
     if (request.targetUst === undefined || request.targetUst === request.currentUst) return { caller, target: caller, onBehalf: false }

@@ -53,6 +53,8 @@ export interface UstVerifierOptions {
 
 export interface UstVerifier {
   verify: (token: string) => Promise<Identity>
+  /** The identity of a token already verified and cached (counted as a hit), else undefined (not counted: verify() will be). */
+  cached: (token: string) => Identity | undefined
   /** Drops cached identities of an ended session, or of every session of an ended user. */
   forget: (ended: { sessionId: string } | { userId: string }) => void
 }
@@ -128,8 +130,11 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
   // Keyed by the signature, the token's last segment: hashing the whole token (hundreds of
   // characters, a new string on every request) cost more than the rest of a cache hit. The
   // entry keeps the whole token, and a hit must match it exactly.
+  // No ttl in the LRU itself: every hit checks the identity's expiresAt anyway, and lru-cache's
+  // ttl bookkeeping cost more per hit than the rest of the lookup. An expired entry is dropped
+  // when it is next looked up, or evicted by newer ones; it is never used.
   const cache = options.cacheSize > 0
-    ? new LRUCache<string, { token: string, identity: Identity }>({ max: options.cacheSize, ttlAutopurge: false })
+    ? new LRUCache<string, { token: string, identity: Identity }>({ max: options.cacheSize })
     : undefined
   const cacheKey = (token: string) => token.slice(token.lastIndexOf('.') + 1)
 
@@ -167,16 +172,25 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
   }
 
   return {
+    cached (token: string): Identity | undefined {
+      if (cache === undefined) return undefined
+      const entry = cache.get(cacheKey(token))
+      if (entry?.token !== token || entry.identity.expiresAt <= now()) return undefined
+      options.onCacheLookup?.(true)
+      return entry.identity
+    },
     async verify (token: string): Promise<Identity> {
       if (token.length === 0 || token.length > MAX_UST_LENGTH) throw new AppError('E007001')
-      const entry = cache?.get(cacheKey(token))
+      const key = cacheKey(token)
+      const entry = cache?.get(key)
       const cached = entry?.token === token ? entry.identity : undefined
       const hit = cached !== undefined && cached.expiresAt > now()
       if (cache !== undefined) options.onCacheLookup?.(hit)
       if (hit) return cached
+      if (cached !== undefined) cache!.delete(key)
       const identity = await verifyUncached(token)
       if (options.onVerified !== undefined) await options.onVerified(identity)
-      cache?.set(cacheKey(token), { token, identity }, { ttl: Math.max(1, identity.expiresAt - now()) })
+      if (identity.expiresAt > now()) cache?.set(key, { token, identity })
       return identity
     },
     forget (ended): void {

@@ -332,6 +332,26 @@ describe('the verified-token cache', () => {
     assert.strictEqual(await verifier.verify(jwt), first)
   })
 
+  test('cached() answers only for a token verified before, unexpired and byte for byte the same, and counts only its hits', async () => {
+    let now = Date.now()
+    const lookups: boolean[] = []
+    const verifier = secretVerifier({ now: () => now, onCacheLookup: (hit) => lookups.push(hit) })
+    const jwt = await token(SECRET_BYTES, { expiresAt: nowSeconds() + 30 })
+    assert.equal(verifier.cached(jwt), undefined)
+    assert.deepEqual(lookups, [], 'a miss is left for verify() to count')
+    const identity = await verifier.verify(jwt)
+    assert.strictEqual(verifier.cached(jwt), identity)
+    assert.deepEqual(lookups, [false, true])
+    const [header, payload, signature] = jwt.split('.')
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>
+    assert.equal(verifier.cached(`${header!}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${signature!}`), undefined)
+    verifier.forget({ sessionId: identity.sessionId })
+    assert.equal(verifier.cached(jwt), undefined, 'forgotten with its session')
+    assert.strictEqual((await verifier.verify(jwt)).sessionId, identity.sessionId)
+    now += 31_000
+    assert.equal(verifier.cached(jwt), undefined, 'expired')
+  })
+
   test('a rejected token is not cached as valid', async () => {
     const verifier = secretVerifier()
     const bad = await token(new TextEncoder().encode('another-secret-that-is-at-least-32-bytes!'))
