@@ -55,17 +55,12 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   fastify.decorate('metrics', metrics)
   metrics.instrumentStore(fastify.store)
 
-  // Error envelopes are read for their sub_status code only; bodies of successes are not looked at.
-  const errorBodies = new WeakMap<FastifyRequest, string>()
-  fastify.addHook('onSend', (request, reply, payload, done) => {
-    if (reply.statusCode >= 400 && typeof payload === 'string') errorBodies.set(request, payload)
-    done(null, payload)
-  })
   fastify.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest({
       operation: operationOf(request),
       status: reply.statusCode,
-      errorBody: errorBodies.get(request),
+      // Undefined, not null, on routes of plugins registered before the app decorated it.
+      errorCode: request.errorCode ?? undefined,
       app: currentApp(request),
       seconds: reply.elapsedTime / 1000
     })

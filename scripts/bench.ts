@@ -264,6 +264,16 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * (1e6 / clockTicks)
 }
 
+/** BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs. */
+function serviceEnvOverrides (): Record<string, string> {
+  const text = process.env.BENCH_SERVICE_ENV ?? ''
+  return Object.fromEntries(text.split(',').map((pair) => pair.trim()).filter((pair) => pair !== '').map((pair) => {
+    const equals = pair.indexOf('=')
+    if (equals <= 0) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`)
+    return [pair.slice(0, equals), pair.slice(equals + 1)]
+  }))
+}
+
 function rssMiB (pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return match === null ? Number.NaN : Number(match[1]) / 1024
@@ -604,7 +614,8 @@ async function main (): Promise<void> {
     SSO_JWKS_FILE: jwksFile,
     SSO_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64url')}`,
     // Rate limiting stays on (its cost is part of the service) with a budget no bench reaches.
-    SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX)
+    SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
+    ...serviceEnvOverrides()
   }, servicePort, pinning?.server)
   const rss = { boot: rssMiB(service.pid), beforeLoad: Number.NaN, afterLoad: Number.NaN, maxDuringLoad: 0 }
   log(`service on port ${service.port} (pid ${service.pid}), RSS ${fmt(rss.boot, 1)} MiB`)

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
+import { LabeledCounter, LabeledHistogram } from './metric-series.ts'
 import { ERROR_CATALOG, isAppError } from './errors.ts'
 import { CipherNeededError, StaleReadError, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
 
@@ -16,46 +17,47 @@ export const NO_SUB_STATUS = 'none'
 export interface RequestSample {
   operation: string
   status: number
-  /** The response body of an error (only its sub_status code is read), else undefined. */
-  errorBody?: string | undefined
+  /** The first sub_status code of an error envelope, else undefined. */
+  errorCode?: string | undefined
   app: unknown
   seconds: number
 }
 
-const SUB_STATUS = /"sub_status":\["(E\d{6})"/
-
 export class ServiceMetrics {
   readonly registry = new Registry()
   readonly #apps: ReadonlySet<string>
-  readonly #requests = new Counter({
-    name: 'sso_attrs_http_requests_total',
-    help: 'HTTP requests answered, by operation id, HTTP status, first sub_status code and current_app.',
-    labelNames: ['operation', 'status', 'sub_status', 'app'] as const,
-    registers: [this.registry]
-  })
+  readonly #requests = new LabeledCounter(
+    'sso_attrs_http_requests_total',
+    'HTTP requests answered, by operation id, HTTP status, first sub_status code and current_app.',
+    ['operation', 'status', 'sub_status', 'app'] as const,
+    this.registry
+  )
 
-  readonly #requestSeconds = new Histogram({
-    name: 'sso_attrs_http_request_duration_seconds',
-    help: 'Time from receiving a request to sending its response, by operation id and HTTP status.',
-    labelNames: ['operation', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry]
-  })
+  readonly #requestSeconds = new LabeledHistogram(
+    'sso_attrs_http_request_duration_seconds',
+    'Time from receiving a request to sending its response, by operation id and HTTP status.',
+    ['operation', 'status'] as const,
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    this.registry
+  )
 
-  readonly #storeSeconds = new Histogram({
-    name: 'sso_attrs_store_command_duration_seconds',
-    help: 'Duration of store calls (one Lua script or command per call on Redis), by store, call and outcome (ok, refused: a precondition or ended session, error: store failure).',
-    labelNames: ['store', 'command', 'outcome'] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [this.registry]
-  })
+  readonly #storeSeconds = new LabeledHistogram(
+    'sso_attrs_store_command_duration_seconds',
+    'Duration of store calls (one Lua script or command per call on Redis), by store, call and outcome (ok, refused: a precondition or ended session, error: store failure).',
+    ['store', 'command', 'outcome'] as const,
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    this.registry
+  )
 
-  readonly #tokenCache = new Counter({
-    name: 'sso_attrs_token_cache_lookups_total',
-    help: 'Lookups of verified USTs in the token cache: hit, or miss (the signature is then verified).',
-    labelNames: ['result'] as const,
-    registers: [this.registry]
-  })
+  readonly #tokenCache = new LabeledCounter(
+    'sso_attrs_token_cache_lookups_total',
+    'Lookups of verified USTs in the token cache: hit, or miss (the signature is then verified).',
+    ['result'] as const,
+    this.registry
+  )
+
+  readonly #tokenCacheHit = this.#tokenCache.series({ result: 'hit' })
+  readonly #tokenCacheMiss = this.#tokenCache.series({ result: 'miss' })
 
   readonly #written = new Counter({
     name: 'sso_attrs_attributes_written_total',
@@ -77,8 +79,6 @@ export class ServiceMetrics {
 
   constructor (apps: readonly string[], options: { defaultMetrics?: boolean } = {}) {
     this.#apps = new Set(apps)
-    this.#tokenCache.inc({ result: 'hit' }, 0)
-    this.#tokenCache.inc({ result: 'miss' }, 0)
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
   }
 
@@ -89,18 +89,17 @@ export class ServiceMetrics {
 
   observeRequest (sample: RequestSample): void {
     const status = String(sample.status)
+    // An error answered without our envelope (Fastify's own 503 while closing) is `other`.
     let subStatus = NO_SUB_STATUS
-    if (sample.errorBody !== undefined) {
-      const code = SUB_STATUS.exec(sample.errorBody)?.[1]
-      subStatus = code !== undefined && code in ERROR_CATALOG ? code : 'other'
-    }
-    this.#requests.inc({ operation: sample.operation, status, sub_status: subStatus, app: this.appLabel(sample.app) })
-    this.#requestSeconds.observe({ operation: sample.operation, status }, sample.seconds)
+    if (sample.errorCode !== undefined) subStatus = sample.errorCode in ERROR_CATALOG ? sample.errorCode : 'other'
+    else if (sample.status >= 400) subStatus = 'other'
+    this.#requests.series({ operation: sample.operation, status, sub_status: subStatus, app: this.appLabel(sample.app) }).inc()
+    this.#requestSeconds.series({ operation: sample.operation, status }).observe(sample.seconds)
   }
 
   /** For the UST verifier's onCacheLookup option. */
   readonly tokenCacheLookup = (hit: boolean): void => {
-    this.#tokenCache.inc({ result: hit ? 'hit' : 'miss' })
+    (hit ? this.#tokenCacheHit : this.#tokenCacheMiss).inc()
   }
 
   /**
@@ -112,18 +111,17 @@ export class ServiceMetrics {
     for (const command of methodNames(store)) {
       if (command === 'close') continue
       const method = target[command] as (...args: unknown[]) => unknown
-      const [ok, refused, failed] = (['ok', 'refused', 'error'] as const).map((outcome) => ({ store: store.kind, command, outcome }))
-      const seconds = this.#storeSeconds
+      const [ok, refused, failed] = (['ok', 'refused', 'error'] as const).map((outcome) => this.#storeSeconds.series({ store: store.kind, command, outcome }))
       target[command] = (...args: unknown[]): unknown => {
         const started = performance.now()
         const result = method.apply(store, args)
         if (!(result instanceof Promise)) return result
         return result.then((value: unknown) => {
-          seconds.observe(ok!, (performance.now() - started) / 1000)
+          ok!.observe((performance.now() - started) / 1000)
           if (command === 'write') this.#countWrite(args[2] as WriteItem[], value as WriteOutcome[])
           return value
         }, (error: unknown) => {
-          seconds.observe(isRefusal(error) ? refused! : failed!, (performance.now() - started) / 1000)
+          (isRefusal(error) ? refused! : failed!).observe((performance.now() - started) / 1000)
           throw error
         })
       }

@@ -112,7 +112,7 @@ describe('security headers', () => {
       const reply = await app.inject({ method: 'GET', url })
       assert.equal(reply.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'", url)
       assert.equal(reply.headers['x-content-type-options'], 'nosniff', url)
-      assert.equal(reply.headers['x-frame-options'], 'SAMEORIGIN', url)
+      assert.equal(reply.headers['x-frame-options'], 'DENY', url)
       assert.equal(reply.headers['referrer-policy'], 'no-referrer', url)
       assert.equal(reply.headers['cross-origin-resource-policy'], 'same-origin', url)
       assert.equal(reply.headers['cache-control'], 'no-store', url)

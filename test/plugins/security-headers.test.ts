@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
 import helmet, { type HelmetOptions } from 'helmet'
 import { securityHeaders } from '../../plugins/security-headers.ts'
+import { API_SECURITY_HEADERS } from '../../src/app.ts'
 import { build } from '../helper.ts'
 
 /** The headers helmet itself puts on a real response (what @fastify/helmet would send). */
@@ -26,11 +27,7 @@ async function helmetOnARealResponse (options: HelmetOptions): Promise<Record<st
   }
 }
 
-const APP_OPTIONS: HelmetOptions = {
-  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ['\'none\''], frameAncestors: ['\'none\''] } },
-  crossOriginResourcePolicy: { policy: 'same-origin' },
-  referrerPolicy: { policy: 'no-referrer' }
-}
+const APP_OPTIONS: HelmetOptions = API_SECURITY_HEADERS
 
 describe('security headers', () => {
   test('computed once, they are exactly the headers helmet sets on a response', async () => {
@@ -38,6 +35,17 @@ describe('security headers', () => {
       assert.deepEqual(securityHeaders(options), await helmetOnARealResponse(options))
     }
     assert.equal(securityHeaders(APP_OPTIONS)['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
+  })
+
+  test('a JSON API gets the OWASP REST set, not the headers meant for HTML documents', () => {
+    assert.deepEqual(securityHeaders(APP_OPTIONS), {
+      'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+      'cross-origin-resource-policy': 'same-origin',
+      'referrer-policy': 'no-referrer',
+      'strict-transport-security': 'max-age=31536000; includeSubDomains',
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY'
+    })
   })
 
   test('every kind of API response carries them: success, client error, unknown route, unsupported method', async (t) => {
