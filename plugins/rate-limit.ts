@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.ts'
 import { AppError } from '../src/errors.ts'
+import { bearerToken } from '../routes/request-input.ts'
 import { BatchedRateCounter } from '../src/rate-counter.ts'
 import type { Identity } from '../src/ust.ts'
 
@@ -13,12 +14,10 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer +([^ ]+) *$/i
-
 /** The caller's UST wherever it was given, without judging the rest of the request. */
 function callerUst (request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization
-  if (typeof authorization === 'string') return BEARER.exec(authorization)?.[1]
+  if (typeof authorization === 'string') return bearerToken(authorization) ?? undefined
   for (const part of [request.body, request.query]) {
     const ust = (part as Record<string, unknown> | null | undefined)?.current_ust
     if (typeof ust === 'string') return ust

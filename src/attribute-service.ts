@@ -197,6 +197,10 @@ export class AttributeService {
 
   /** Turns encrypt toggles without a value into concrete writes guarded by the version read. */
   async #resolveKept (sessionId: string, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined, expiry: ExpiryWrite }>): Promise<WriteItem[]> {
+    if (plans.every((plan) => plan.value !== undefined)) {
+      // Every write carries its value (the common case): nothing to read first.
+      return specs.map((spec, index) => ({ name: spec.name, value: plans[index]!.value!, expiry: plans[index]!.expiry, ifVersion: spec.ifVersion }))
+    }
     const toRead = specs.filter((_, index) => plans[index]!.value === undefined)
     const stored = toRead.length > 0 ? await this.#store.get(sessionId, toRead.map((spec) => spec.name)) : []
     const storedByName = new Map(toRead.map((spec, index) => [spec.name, stored[index] ?? null]))
