@@ -60,6 +60,7 @@ end
 
 local out = { 'OK' }
 local stored, expiring, unexpiring = {}, {}, {}
+local now_text = string.format('%d', now)
 for i = 0, count - 1 do
   local base = 5 + i * 8
   local name, kind, cur = ARGV[base], ARGV[base + 1], current[i]
@@ -79,10 +80,10 @@ for i = 0, count - 1 do
     expires = tonumber(cur.expires)
   end
   local version = cur and cur.version + 1 or 1
-  local created = cur and cur.created or string.format('%d', now)
+  local created = cur and cur.created or now_text
   local expires_text = expires and string.format('%d', expires) or ''
   stored[#stored + 1] = name
-  stored[#stored + 1] = version .. ':' .. created .. ':' .. string.format('%d', now) .. ':' .. expires_text .. ':' .. flag .. ':' .. payload
+  stored[#stored + 1] = version .. ':' .. created .. ':' .. now_text .. ':' .. expires_text .. ':' .. flag .. ':' .. payload
   if expires then
     expiring[#expiring + 1] = expires
     expiring[#expiring + 1] = name
