@@ -5,7 +5,8 @@
 // Environment: PORT, HOST (default 127.0.0.1), LOG_LEVEL (default warn, as the benchmarked
 // service), BENCH_GET_TEMPLATE / BENCH_PUT_TEMPLATE: JSON objects, the service's own responses
 // without their cid (scripts/bench.ts captures them), so the bodies are byte for byte the same
-// size. Nothing else: no schemas, no hooks, no validation, no Redis.
+// size. Nothing else: no schemas, no hooks, no validation, no Redis (but for the floor route,
+// with BENCH_REDIS_URL: the same GET plus one EVALSHA).
 import { randomFillSync } from 'node:crypto'
 import Fastify from 'fastify'
 
@@ -33,6 +34,25 @@ const app = Fastify({
   logger: { level: process.env.LOG_LEVEL ?? 'warn' },
   genReqId: newCid
 })
+
+// The floor: the same GET plus one Redis round trip through ioredis (auto-pipelining, one
+// EVALSHA of a one-line script reading a 100-byte field, over 2000 keys), which every request
+// of the service needs. Only with BENCH_REDIS_URL.
+if (process.env.BENCH_REDIS_URL !== undefined && process.env.BENCH_REDIS_URL !== '') {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(process.env.BENCH_REDIS_URL, { enableAutoPipelining: true })
+  redis.defineCommand('floorGet', { numberOfKeys: 1, lua: "return redis.call('HGET', KEYS[1], ARGV[1])" })
+  const KEYS = 2000
+  const pipeline = redis.pipeline()
+  for (let i = 0; i < KEYS; i++) pipeline.hset(`bench-floor:{${i}}:a`, 'plain', 'x'.repeat(100))
+  await pipeline.exec()
+  let next = 0
+  app.get('/floor/sso/session/attr', async (request) => {
+    await redis.floorGet(`bench-floor:{${next++ % KEYS}}:a`, 'plain')
+    return { cid: request.id, ...getTemplate }
+  })
+  app.addHook('onClose', async () => { await redis.quit() })
+}
 
 app.get('/healthz', async (request) => ({ cid: request.id, status: 'ok' }))
 app.get('/sso/session/attr', async (request) => ({ cid: request.id, ...getTemplate }))

@@ -689,7 +689,8 @@ async function main (): Promise<void> {
     PORT: String(baselinePort),
     LOG_LEVEL: 'warn',
     BENCH_GET_TEMPLATE: template(sampleGet),
-    BENCH_PUT_TEMPLATE: template(samplePut)
+    BENCH_PUT_TEMPLATE: template(samplePut),
+    BENCH_REDIS_URL: redisServer.url
   }, baselinePort, pinning?.server)
   log(`baseline on port ${baseline.port} (pid ${baseline.pid})`)
 
@@ -701,6 +702,7 @@ async function main (): Promise<void> {
   const scenarios: Scenario[] = [
     { key: 'base-get', label: 'baseline GET (bare Fastify)', target: 'baseline', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'base-put', label: 'baseline PUT (bare Fastify)', target: 'baseline', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: false, items: 1, check: okCheck },
+    { key: 'floor-get', label: 'floor GET (bare Fastify + one ioredis EVALSHA)', target: 'baseline', method: 'GET', path: `/floor${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'get-plain', label: 'GET single plain', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: true, items: 1, check: found(false) },
     { key: 'get-secret', label: 'GET single encrypted (decrypt)', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=secret`, tokens, rotate: true, items: 1, check: found(true) },
     { key: 'put-plain', label: 'PUT single plain', target: 'service', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: true, items: 1, check: okCheck },
@@ -1060,8 +1062,9 @@ async function main (): Promise<void> {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const isBaseline = r.scenario.target === 'baseline'
-      return `| ${r.scenario.label} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${isBaseline ? '1 (ref.)' : fmt(r.ratio, 2)} | ${isBaseline ? fmt(r.allCmds, 2) : `${fmt(r.sentCmds, 2)} (${fmt(r.allCmds, 1)})`} | ` +
-        `${fmt(r.serverCpuUs)}${isBaseline ? ' (baseline)' : ''} | ${isBaseline ? '–' : fmt(r.redisCpuUs)} | ${fmt(r.attrsPerSecond)} | ${Number.isFinite(r.batchGain) ? `${fmt(r.batchGain, 1)} ×` : '–'} | ${r.failures}${r.serverErrors > 0 ? ` (+${r.serverErrors} logged)` : ''} |`
+      const isReference = r.scenario.key === baselineOf(r.scenario.method)
+      return `| ${r.scenario.label} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${isReference ? '1 (ref.)' : fmt(r.ratio, 2)} | ${isBaseline ? fmt(r.allCmds, 2) : `${fmt(r.sentCmds, 2)} (${fmt(r.allCmds, 1)})`} | ` +
+        `${fmt(r.serverCpuUs)}${isBaseline ? ' (baseline)' : ''} | ${isReference ? '–' : fmt(r.redisCpuUs)} | ${fmt(r.attrsPerSecond)} | ${Number.isFinite(r.batchGain) ? `${fmt(r.batchGain, 1)} ×` : '–'} | ${r.failures}${r.serverErrors > 0 ? ` (+${r.serverErrors} logged)` : ''} |`
     })
   ]
   const details = [
@@ -1070,6 +1073,16 @@ async function main (): Promise<void> {
     ...rows.map((r) => `| ${r.scenario.label} | ${r.roundsRps.map((v) => fmt(v)).join(' / ')} | ${r.roundsLoad.map((v) => fmt(v, 1)).join(' / ')} | ${r.scenario.target === 'baseline' ? '–' : r.sample} | ${r.commandMix} | ` +
       `${fmt(r.serverCpuPct)} % | ${fmt(r.serverCoreBusy)} % (${fmt(r.otherOnServerCore)} %) | ${fmt(r.loadgenCpuPct)} % | ${fmt(r.loadgenCoreBusy)} % |`)
   ]
+  // How close the service is to what any service with one Redis round trip per request gets.
+  function floorNote (): string {
+    const floor = row('floor-get')
+    const get = row('get-plain')
+    if (floor === undefined || get === undefined) return '- Floor: not run.'
+    const floorStats = rounds.get('floor-get')!
+    const ofFloor = pairedRatio(rounds.get('get-plain')!, floorStats)
+    return `- Floor (bare Fastify + one ioredis EVALSHA, auto-pipelining, on the baseline's core): ${fmt(floor.rps)} req/s = ${fmt(floor.ratio, 2)} of the bare GET, ` +
+      `${fmt(floor.serverCpuUs)} µs of CPU per request against the bare route's ${fmt(row('base-get')?.serverCpuUs ?? Number.NaN)}. GET single plain is **${fmt(ofFloor, 2)} of the floor** (${fmt(get.serverCpuUs)} µs per request).`
+  }
   const targetTable = ['| target (issue 5) | measured | |', '|---|---|---|', ...targets.map(([t, m, v]) => `| ${t} | ${m} | ${v} |`)]
   const fastifyVersion = (JSON.parse(readFileSync(join(root, 'node_modules/fastify/package.json'), 'utf8')) as { version: string }).version
   const autocannonVersion = (JSON.parse(readFileSync(join(root, 'node_modules/autocannon/package.json'), 'utf8')) as { version: string }).version
@@ -1089,12 +1102,13 @@ async function main (): Promise<void> {
     `- ${opts.connections} connections; per scenario a ${opts.warmup} s warm-up, then ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} of ${opts.duration} s, run round-robin across the scenarios; figures are medians of the rounds.`,
     `- The service runs as \`node dist/src/server.js\` with NODE_ENV=production, LOG_LEVEL=warn, Redis at ${redisServer.url.replace(/:\d+$/, ':<free port>')}, USTs verified with an ES256 key from a JWKS file (SSO_JWKS_FILE); every other setting at its default (metrics on; rate limiting on, with SSO_RATE_LIMIT_MAX=${fmt(RATE_LIMIT_MAX)} so that no request is refused).`,
     `- ${opts.sessions} distinct sessions, one ES256 UST each (distinct \`sid\`), rotated on every request (\`Authorization: Bearer\`; the service's verified-token cache is left at its default size, so after the population every request is a cache hit); the names scenario rotates over ${namesTokens.length} sessions of ${NAMES_PER_SESSION} attributes. Values are ${VALUE_BYTES}-byte JSON strings; GET inputs go in the query string, PUT inputs in a JSON body.`,
-    '- Baseline: `scripts/bench-baseline.mjs`, a bare Fastify 5 app (logger at warn, no schemas, hooks or Redis) on the same path and the same CPU, answering with the service\'s own GET single / PUT single bodies (same envelope, same size, a cid made the same way) and parsing the same PUT body.',
+    '- Baseline: `scripts/bench-baseline.mjs`, a bare Fastify 5 app (logger at warn, no schemas, hooks or Redis) on the same path and the same CPU, answering with the service\'s own GET single / PUT single bodies (same envelope, same size, a cid made the same way) and parsing the same PUT body. The floor row is the same app\'s GET plus one EVALSHA through ioredis (auto-pipelining; a one-line script reading a 100-byte hash field over 2,000 keys): the least any service with a Redis round trip per request pays here.',
     '- ratio to baseline: median of the per-round ratios to the baseline run of the same method in the same round. batch gain: attributes/s of the batch form ÷ attributes/s of the single plain form of the same method (per round, median).',
     `- Redis cmds/req sent: the commands a request sends to Redis itself, as opposed to those its Lua script runs. Which ones they are comes from a MONITOR sample of ${SAMPLE} sequential requests per scenario before the load (MONITOR tags script commands "lua"; the EVALSHAs of the rate-limit sync and of a session's first entry in its user's index, told apart by their script's SHA1, run beside the requests rather than for one, and are reported apart); how many per request under load from the \`INFO commandstats\` delta of those commands over the round ÷ requests sent (in-flight ones at the end of a round included). In brackets: every command Redis ran per request, inside scripts included (\`INFO commandstats\` counts both; INFO itself excluded).`,
     '- service CPU µs/req: utime+stime delta of the server process (`/proc/<pid>/stat`) ÷ requests sent (for baseline rows, the baseline process). Redis CPU µs/req: `INFO cpu` delta. Server process CPU: its utime+stime over the round, % of one core. Core busy: `/proc/stat` of the pinned cores; in brackets the part that was not the server process: the kernel\'s loopback network work (about 10–15 % here) and any other process on the machine. errors: non-2xx, socket errors and timeouts seen by autocannon, plus error-level lines the server logged. p50/p99: every response\'s latency as autocannon reports it.'
   ]
   const memoryLines = [
+    floorNote(),
     memory === undefined ? '- Redis memory: not measured (--memory-attrs 0).' : `- Redis memory: ${fmt(memory.bytes / 1048576, 1)} MiB of \`used_memory\` for ${fmt(memory.attributes)} attributes (${VALUE_BYTES}-byte values, names of 4 characters, ${fmt(memory.sessions)} sessions of ${MEMORY_ATTRS_PER_SESSION}, ${fmt(memory.keys)} keys) = **${fmt(memory.perAttribute, 1)} bytes per attribute** (target ≤ ${memoryLimit}).`,
     `- Service RSS: ${fmt(rss.boot, 1)} MiB after start, ${fmt(rss.beforeLoad, 1)} MiB before the measured rounds (after population and warm-up), ${fmt(rss.afterLoad, 1)} MiB after them (highest seen between rounds ${fmt(rss.maxDuringLoad, 1)} MiB). Baseline RSS at the end: ${fmt(baselineRss, 1)} MiB.`,
     `- Redis over the whole run: ${scriptLoads} EVAL/SCRIPT LOAD, ${noscript} NOSCRIPT replies, ${scanKeys} SCAN/KEYS; commands Redis ran from the service's start to the end of the load (population and memory sample included, scripts' inner commands included): ${[...runCommands].sort((a, b) => b[1] - a[1]).map(([n, c]) => `${n} ${fmt(c)}`).join(', ')}.`

@@ -4,7 +4,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { StoreUnavailableError } from '../../src/errors.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
 import { mastersOf } from '../../src/store/redis-topology.ts'
-import type { StoreLimits } from '../../src/store/types.ts'
+import { PreconditionFailed, type StoreLimits } from '../../src/store/types.ts'
 import { RedisCluster } from '../fixtures/cluster.ts'
 import { LIMITS, newSessionId, storeContract } from './contract.ts'
 
@@ -89,6 +89,9 @@ describe('RedisStore on a Redis Cluster', () => {
     const commandTimeoutMs = 600
     const store = open(t, { minReplicasAck: 2, commandTimeoutMs })
     const sid = newSessionId()
+    // The writer connection up first (an update of nothing is refused before any WAIT): what is
+    // timed is the WAIT, not the connection's set-up on a loaded machine.
+    await assert.rejects(store.write(newSessionId(), 'update', [plain('warm-up', 1)]), PreconditionFailed)
     const started = performance.now()
     await assert.rejects(store.write(sid, 'set', [plain('a', 1)]), (error: unknown) => {
       assert.ok(error instanceof StoreUnavailableError, String(error))
