@@ -59,7 +59,6 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     metrics.observeRequest({
       operation: operationOf(request),
       status: reply.statusCode,
-      // Undefined, not null, on routes of plugins registered before the app decorated it.
       errorCode: request.errorCode ?? undefined,
       app: currentApp(request),
       seconds: reply.elapsedTime / 1000

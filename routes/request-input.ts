@@ -24,7 +24,7 @@ export function bearerToken (header: string): string | null {
   let end = header.length
   while (end > start && header.charCodeAt(end - 1) === SPACE) end--
   if (end === start) return null
-  const token = start === 7 && end === header.length ? header.slice(7) : header.slice(start, end)
+  const token = header.slice(start, end)
   return token.includes(' ') ? null : token
 }
 

@@ -171,26 +171,31 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     }
   }
 
+  /** The cached identity of exactly this token while it is unexpired; an expired one is dropped. */
+  function fromCache (token: string): Identity | undefined {
+    if (cache === undefined) return undefined
+    const key = cacheKey(token)
+    const entry = cache.get(key)
+    if (entry?.token !== token) return undefined
+    if (entry.identity.expiresAt > now()) return entry.identity
+    cache.delete(key)
+    return undefined
+  }
+
   return {
     cached (token: string): Identity | undefined {
-      if (cache === undefined) return undefined
-      const entry = cache.get(cacheKey(token))
-      if (entry?.token !== token || entry.identity.expiresAt <= now()) return undefined
-      options.onCacheLookup?.(true)
-      return entry.identity
+      const identity = fromCache(token)
+      if (identity !== undefined) options.onCacheLookup?.(true)
+      return identity
     },
     async verify (token: string): Promise<Identity> {
       if (token.length === 0 || token.length > MAX_UST_LENGTH) throw new AppError('E007001')
-      const key = cacheKey(token)
-      const entry = cache?.get(key)
-      const cached = entry?.token === token ? entry.identity : undefined
-      const hit = cached !== undefined && cached.expiresAt > now()
-      if (cache !== undefined) options.onCacheLookup?.(hit)
-      if (hit) return cached
-      if (cached !== undefined) cache!.delete(key)
+      const cached = fromCache(token)
+      if (cache !== undefined) options.onCacheLookup?.(cached !== undefined)
+      if (cached !== undefined) return cached
       const identity = await verifyUncached(token)
       if (options.onVerified !== undefined) await options.onVerified(identity)
-      if (identity.expiresAt > now()) cache?.set(key, { token, identity })
+      if (identity.expiresAt > now()) cache?.set(cacheKey(token), { token, identity })
       return identity
     },
     forget (ended): void {
