@@ -237,10 +237,12 @@ export class RedisStore implements Store {
   }
 
   async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
-    const args: Array<string | number> = [mode, this.#limits.sessionIdleTtlMs, this.#limits.sessionMaxTtlMs, this.#limits.maxAttributesPerSession]
-    for (const item of items) {
+    // The items go as one JSON argument (write.lua decodes it with cjson): ioredis copies every
+    // argument through Array#flat and writes each as its own RESP string, which cost a batch of
+    // 20 more than encoding it (D25).
+    const packed = JSON.stringify(items.map((item) => {
       const value = item.value
-      args.push(
+      return [
         item.name,
         value.kind === 'plain' ? 'P' : value.kind === 'cipher' ? 'C' : value.kind === 'inherit' ? 'I' : 'K',
         value.kind === 'plain' || value.kind === 'inherit' ? value.plain : '',
@@ -249,8 +251,9 @@ export class RedisStore implements Store {
         item.expiry.kind === 'set' ? item.expiry.ms : 0,
         item.ifVersion ?? '',
         item.expectVersion ?? ''
-      )
-    }
+      ]
+    }))
+    const args: Array<string | number> = [mode, this.#limits.sessionIdleTtlMs, this.#limits.sessionMaxTtlMs, this.#limits.maxAttributesPerSession, packed]
     const reply = this.#minReplicasAck > 0
       ? await this.#run(async () => await this.#durable('ssoWrite', [...this.keysOf(sessionId), ...args]), this.#writer)
       : await this.#run(() => this.#commands.ssoWrite(...this.keysOf(sessionId), ...args))

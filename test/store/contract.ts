@@ -182,9 +182,12 @@ export function storeContract (name: string, makeStore: MakeStore): void {
           JSON.stringify('line one\nline two\r\n\ttab \u0000 nul'),
           JSON.stringify('ünïcödé 😀 漢字'),
           '1:2:3::e:looks-like-a-record-header',
-          JSON.stringify('x'.repeat(65_536))
+          JSON.stringify('x'.repeat(65_536)),
+          '"quoted" \\ back\\slash / \u2028 \\u0041 [1,"a"]'
         ]
-        const names = ['plain', 'with:colons', '{braces}', 'ünïcödé 😀', 'a'.repeat(191)]
+        // The Redis store sends a write's items to Lua as JSON: quotes, backslashes and escapes
+        // in names and payloads must come back as given, not decoded once too often.
+        const names = ['plain', 'with:colons', '{braces}', 'ünïcödé 😀', 'a'.repeat(191), 'q"uo\\te\\u0041\u2028/']
         await store.write(sid, 'create', names.map((n, index) => item(n, { kind: 'plain', plain: payloads[index]! })))
         const stored = await store.get(sid, names)
         assert.deepEqual(stored.map((attribute) => attribute?.name), names)

@@ -2,9 +2,9 @@
 -- KEYS and the helpers purge_expired/renew: see prelude.lua.
 -- ARGV[1] mode: create | update | set
 -- ARGV[2] session idle TTL ms   ARGV[3] session max TTL ms   ARGV[4] max attributes per session
--- ARGV[5..] 8 fields per item: name, value kind (P plain | C cipher | I inherit | K keep),
---   plain JSON, ciphertext, expiry kind (K keep | C clear | S set), expiry ms,
---   if_version ('' = none), expect_version ('' = none)
+-- ARGV[5] the items, a JSON array of arrays of 8 fields: name, value kind (P plain | C cipher |
+--   I inherit | K keep), plain JSON, ciphertext, expiry kind (K keep | C clear | S set),
+--   expiry ms, if_version ('' = none), expect_version ('' = none)
 -- Returns {'OK', version, expires_at (-1 = none), ...} or {code, name, ...} on failure:
 --   E009001 exists (create), E009002 missing (update), E011005 if_version mismatch,
 --   STALE expect_version mismatch, CIPHER inherit without ciphertext on an encrypted
@@ -20,30 +20,31 @@ local function parse(record)
            payload = string.sub(record, #v + #c + #m + #e + 7) }
 end
 
-local count = (#ARGV - 4) / 8
+local items = cjson.decode(ARGV[5])
+local count = #items
 local names = {}
-for i = 0, count - 1 do names[i + 1] = ARGV[5 + i * 8] end
+for i = 1, count do names[i] = items[i][1] end
 -- Names in a batch are distinct (the service refuses duplicates), so every read may come first.
 local records = call_sliced('HMGET', attrs, names)
 local current = {}
 local fresh = 0
 local present, missing, conflicts, stale, sealed = {}, {}, {}, {}, {}
-for i = 0, count - 1 do
-  local base = 5 + i * 8
-  local name = names[i + 1]
-  local record = records[i + 1]
+for i = 1, count do
+  local item = items[i]
+  local name = names[i]
+  local record = records[i]
   local cur = record and parse(record) or false
   current[i] = cur
   if cur then
     if mode == 'create' then present[#present + 1] = name end
   else
-    if mode == 'update' or ARGV[base + 1] == 'K' then missing[#missing + 1] = name end
+    if mode == 'update' or item[2] == 'K' then missing[#missing + 1] = name end
     fresh = fresh + 1
   end
-  local if_version, expect_version = ARGV[base + 6], ARGV[base + 7]
+  local if_version, expect_version = item[7], item[8]
   if if_version ~= '' and (not cur or cur.version ~= tonumber(if_version)) then conflicts[#conflicts + 1] = name end
   if expect_version ~= '' and (not cur or cur.version ~= tonumber(expect_version)) then stale[#stale + 1] = name end
-  if ARGV[base + 1] == 'I' and ARGV[base + 3] == '' and cur and cur.flag == 'e' then sealed[#sealed + 1] = name end
+  if item[2] == 'I' and item[4] == '' and cur and cur.flag == 'e' then sealed[#sealed + 1] = name end
 end
 if #present > 0 then return { 'E009001', unpack(present) } end
 if #missing > 0 then return { 'E009002', unpack(missing) } end
@@ -61,21 +62,21 @@ end
 local out = { 'OK' }
 local stored, expiring, unexpiring = {}, {}, {}
 local now_text = string.format('%d', now)
-for i = 0, count - 1 do
-  local base = 5 + i * 8
-  local name, kind, cur = ARGV[base], ARGV[base + 1], current[i]
+for i = 1, count do
+  local item = items[i]
+  local name, kind, cur = item[1], item[2], current[i]
   local payload, flag
   if kind == 'K' then
     payload, flag = cur.payload, cur.flag
   elseif kind == 'P' or (kind == 'I' and not (cur and cur.flag == 'e')) then
-    payload, flag = ARGV[base + 2], 'p'
+    payload, flag = item[3], 'p'
   else
-    payload, flag = ARGV[base + 3], 'e'
+    payload, flag = item[4], 'e'
   end
-  local expiry_kind = ARGV[base + 4]
+  local expiry_kind = item[5]
   local expires = false
   if expiry_kind == 'S' then
-    expires = math.min(now + tonumber(ARGV[base + 5]), deadline)
+    expires = math.min(now + item[6], deadline)
   elseif expiry_kind == 'K' and cur and cur.expires ~= '' then
     expires = tonumber(cur.expires)
   end
