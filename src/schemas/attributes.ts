@@ -95,6 +95,12 @@ export const NoQuerySchema = Type.Object({}, { additionalProperties: false })
 export type ReadInput = Static<typeof GetBodySchema> & Static<typeof DeleteBodySchema>
 
 const Time = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-22T10:15:30.123Z'] })
+// A type array rather than anyOf [string, null]: fast-json-stringify serializes an anyOf by
+// validating the value against each branch with ajv (the date-time format included), which
+// cost a batch GET of 20 about a third of its serialization (D25). OpenAPI 3.1 allows both.
+const ExpirationTime = (description: string) => Type.Unsafe<string | null>({
+  type: ['string', 'null'], format: 'date-time', description, examples: ['2026-11-22T10:25:30.123Z', null]
+})
 
 export const AttributeSchema = Type.Object({
   found: Type.Boolean({ description: 'Whether a live attribute of that name exists.', examples: [true] }),
@@ -102,7 +108,7 @@ export const AttributeSchema = Type.Object({
   value: Type.Optional(Value),
   creation_time: Type.Optional(Time('When the attribute was created (ISO 8601 UTC).')),
   last_modified: Type.Optional(Time('When the attribute was last written.')),
-  expiration_time: Type.Optional(Type.Union([Time('When the attribute expires.'), Type.Null()], { description: 'When the attribute expires; null when it has no expiry of its own.' })),
+  expiration_time: Type.Optional(ExpirationTime('When the attribute expires; null when it has no expiry of its own.')),
   is_encrypted: Type.Optional(Type.Boolean({ description: 'Whether the value is stored encrypted.', examples: [false] })),
   version: Type.Optional(Type.Integer({ description: '1 on create, +1 per write.', examples: [1] }))
 })
@@ -110,7 +116,7 @@ export const AttributeSchema = Type.Object({
 const WriteResultSchema = Type.Object({
   name: Name,
   version: Type.Integer({ description: 'Version after this write.', examples: [1] }),
-  expiration_time: Type.Union([Time('When the attribute expires.'), Type.Null()], { description: 'When the attribute expires; null when it has no expiry of its own.' })
+  expiration_time: ExpirationTime('When the attribute expires; null when it has no expiry of its own.')
 })
 
 const ok = (properties: Parameters<typeof Type.Object>[0], description: string) => Type.Object({
@@ -123,7 +129,7 @@ export const WriteResponses = {
   200: ok({
     name: Type.Optional(Name),
     version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
-    expiration_time: Type.Optional(Type.Union([Time('Single form: when it expires.'), Type.Null()], { description: 'Single form: when the attribute expires; null when it has no expiry of its own.' })),
+    expiration_time: Type.Optional(ExpirationTime('Single form: when the attribute expires; null when it has no expiry of its own.')),
     result: Type.Optional(Type.Record(Type.String(), WriteResultSchema, {
       description: 'Batch form: per name, version and expiry after the write.',
       examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
