@@ -12,11 +12,14 @@ if if_version ~= '' then
   end
 end
 
-local out = { 'OK' }
+-- One HDEL per name, as its reply says whether that name existed (HMGET would tell too, but
+-- would copy every value first); one ZREM for all of them.
+local out, names = { 'OK' }, {}
 for i = 3, #ARGV do
   out[#out + 1] = redis.call('HDEL', attrs, ARGV[i])
-  redis.call('ZREM', expiry, ARGV[i])
+  names[#names + 1] = ARGV[i]
 end
+call_sliced('ZREM', expiry, names)
 
 local deadline = tonumber(redis.call('GET', meta))
 if deadline then
