@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { freePort, killProcess, spawnRedis } from '../fixtures/redis.ts'
+import { mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_KEYS, TEST_SECRET } from '../helper.ts'
+import { assertError, assertOk, call } from './http.ts'
+
+// The real entry point against a redis-server that speaks TLS only (`rediss://`), with a
+// private CA given the documented way (NODE_EXTRA_CA_CERTS, read when Node starts: hence a
+// process of its own). Without that CA the certificate must be refused, not ignored.
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+function hasOpenssl (): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+const missing = !hasOpenssl()
+const skip = missing && process.env.CI !== 'true' ? 'openssl is missing (apt-get install -y openssl) to make the test certificate' : false
+
+let dir: string
+let redisPort: number
+let redisProcess: ChildProcess | undefined
+let caFile: string
+/** Why the TLS server could not start outside CI (a redis-server built without TLS), if it did not. */
+let unavailable: string | undefined
+
+before(async () => {
+  if (skip !== false) return
+  dir = mkdtempSync(join(tmpdir(), 'sso-attrs-tls-'))
+  caFile = join(dir, 'cert.pem')
+  const keyFile = join(dir, 'key.pem')
+  // A self-signed certificate for 127.0.0.1 that is its own CA.
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'
+  ], { stdio: 'ignore' })
+  redisPort = await freePort()
+  // spawnRedis waits for PING on its plain port; the TLS port is the one the service gets.
+  const plainPort = await freePort()
+  try {
+    redisProcess = await spawnRedis(plainPort, dir, [
+      '--tls-port', String(redisPort), '--tls-cert-file', caFile, '--tls-key-file', keyFile, '--tls-auth-clients', 'no'
+    ])
+  } catch (error) {
+    if (process.env.CI === 'true') throw error
+    unavailable = `redis-server does not start with TLS (built without it?): ${(error as Error).message}`
+  }
+})
+
+after(async () => {
+  await killProcess(redisProcess)
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+})
+
+interface Service { base: string, output: () => string }
+
+async function startService (t: TestContext, env: Record<string, string>): Promise<Service> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: process.env.TMPDIR,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      SSO_STORE: 'redis',
+      REDIS_URL: `rediss://127.0.0.1:${redisPort}`,
+      REDIS_COMMAND_TIMEOUT_MS: '1000',
+      SSO_KEY_PREFIX: `tls-${randomBytes(4).toString('hex')}:`,
+      SSO_JWT_SECRET: TEST_SECRET,
+      SSO_ISSUER: TEST_ISSUER,
+      SSO_AUDIENCE: TEST_AUDIENCE,
+      SSO_APPS: 'CRM',
+      SSO_ENCRYPTION_KEYS: TEST_KEYS,
+      ...env
+    }
+  })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  t.after(async () => await killProcess(child))
+  const base = `http://127.0.0.1:${port}`
+  const started = performance.now()
+  for (;;) {
+    assert.equal(child.exitCode, null, `the server exited during start-up: ${output}`)
+    assert.ok(performance.now() - started < 20_000, `the server did not answer /healthz within 20 s: ${output}`)
+    const live = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) }).then((response) => response.status, () => 0)
+    if (live === 200) break
+    await sleep(100)
+  }
+  return { base, output: () => output }
+}
+
+async function readyStatus (base: string): Promise<number> {
+  return await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(3000) }).then((response) => response.status, () => 0)
+}
+
+describe('Redis over TLS (rediss://)', { skip }, () => {
+  test('with the private CA in NODE_EXTRA_CA_CERTS: ready, and attributes are stored on the TLS server', { timeout: 60_000 }, async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable)
+    const service = await startService(t, { NODE_EXTRA_CA_CERTS: caFile })
+    const started = performance.now()
+    while (await readyStatus(service.base) !== 200) {
+      assert.ok(performance.now() - started < 10_000, `not ready over TLS within 10 s: ${service.output()}`)
+      await sleep(100)
+    }
+    const ust = await mintUst()
+    assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark', encrypt: true } }), 'PUT over TLS')
+    const got = assertOk(await call(service.base, 'GET', '/sso/session/attr?current_app=CRM&name=theme', { ust }), 'GET over TLS')
+    assert.equal(got.value, 'dark')
+
+    // The attribute is on that server, read back through a TLS client of our own.
+    const inspector = new Redis({ host: '127.0.0.1', port: redisPort, tls: { ca: readFileSync(caFile) }, maxRetriesPerRequest: 1 })
+    t.after(() => inspector.disconnect())
+    const [, keys] = await inspector.scan('0', 'MATCH', '*:a', 'COUNT', 1000)
+    const fields = await Promise.all(keys.map(async (key) => await inspector.hkeys(key)))
+    assert.ok(fields.some((names) => names.includes('theme')), `no attributes hash holds "theme" (keys: ${keys.join(', ')})`)
+  })
+
+  test('without the CA the certificate is refused: not ready, and requests get a 503 envelope', { timeout: 60_000 }, async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable)
+    const service = await startService(t, {})
+    // Give the client time to try (and fail) the handshake several times.
+    await sleep(1500)
+    assert.equal(await readyStatus(service.base), 503)
+    const ust = await mintUst()
+    const reply = await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark' } })
+    assertError(reply, 503, 'E011003')
+    assert.doesNotMatch(service.output(), new RegExp(ust.slice(-20)), 'the token does not reach the logs')
+  })
+})
