@@ -1,4 +1,4 @@
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema, type TSchemaOptions } from 'typebox'
 import { CidSchema, ErrorResponses } from './common.ts'
 
 // Hard bounds that hold whatever the configuration; the configured (smaller) limits are
@@ -98,6 +98,11 @@ const Time = (description: string) => Type.String({ format: 'date-time', descrip
 // A type array rather than anyOf [string, null]: fast-json-stringify serializes an anyOf by
 // validating the value against each branch with ajv (the date-time format included), which
 // cost a batch GET of 20 about a third of its serialization (D25). OpenAPI 3.1 allows both.
+// A batch answer's map from attribute name to item. Not Type.Record, whose key pattern `^.*$`
+// fails on a name holding U+2028 or U+2029 (`.` stops at line terminators): fast-json-stringify
+// left such names out of the answer without a word.
+const ByName = <T extends TSchema>(item: T, options: TSchemaOptions) =>
+  Type.Unsafe<Record<string, Static<T>>>({ type: 'object', ...options, additionalProperties: item })
 const ExpirationTime = (description: string) => Type.Unsafe<string | null>({
   type: ['string', 'null'], format: 'date-time', description, examples: ['2026-11-22T10:25:30.123Z', null]
 })
@@ -130,7 +135,7 @@ export const WriteResponses = {
     name: Type.Optional(Name),
     version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
     expiration_time: Type.Optional(ExpirationTime('Single form: when the attribute expires; null when it has no expiry of its own.')),
-    result: Type.Optional(Type.Record(Type.String(), WriteResultSchema, {
+    result: Type.Optional(ByName(WriteResultSchema, {
       description: 'Batch form: per name, version and expiry after the write.',
       examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
     }))
@@ -142,7 +147,7 @@ export const GetResponses = {
   200: ok({
     ...AttributeSchema.properties,
     found: Type.Optional(AttributeSchema.properties.found),
-    result: Type.Optional(Type.Record(Type.String(), AttributeSchema, {
+    result: Type.Optional(ByName(AttributeSchema, {
       description: 'Batch form: per name, the attribute.',
       examples: [{
         theme: { found: true, name: 'theme', value: 'dark', creation_time: '2026-11-22T10:15:30.123Z', last_modified: '2026-11-22T10:15:30.123Z', expiration_time: null, is_encrypted: false, version: 1 },
@@ -155,7 +160,7 @@ export const GetResponses = {
 
 export const ExistsResponses = {
   200: ok({
-    result: Type.Union([Type.Boolean(), Type.Record(Type.String(), Type.Boolean())], { description: 'Single form: boolean; batch form: name -> boolean.', examples: [true, { theme: true, missing: false }] })
+    result: Type.Union([Type.Boolean(), ByName(Type.Boolean(), {})], { description: 'Single form: boolean; batch form: name -> boolean.', examples: [true, { theme: true, missing: false }] })
   }, 'Whether the attributes exist'),
   ...ErrorResponses
 }
@@ -163,7 +168,7 @@ export const ExistsResponses = {
 export const DeleteResponses = {
   200: ok({
     deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.', examples: [true] })),
-    result: Type.Optional(Type.Record(Type.String(), Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
+    result: Type.Optional(ByName(Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
   }, 'Deleted (a missing name is not an error)'),
   ...ErrorResponses
 }
