@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import type { Static } from 'typebox'
 import type { WriteSpec } from '../src/attribute-service.ts'
 import { invalidInput } from '../src/errors.ts'
 import {
@@ -9,6 +10,7 @@ import {
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
 import type { AuditOperation } from '../plugins/audit.ts'
+import { batchGetBody } from './attribute-json.ts'
 import { authorize, byName, formOf, nameSpecs, strictJsonParser, type Fields } from './request-input.ts'
 
 export interface SessionAttrRoutesOptions {
@@ -17,6 +19,7 @@ export interface SessionAttrRoutesOptions {
 }
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, {}]
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
 function writeSpecs (fields: Fields): { batch: boolean, specs: WriteSpec[] } {
   if (formOf(fields) === 'single') {
@@ -113,13 +116,19 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
       description: 'Single form (name): the attribute\'s fields with `found`. Batch form (data): `result` keyed by name. Inputs may come in the query string or, as Zato clients send them, in a JSON body.',
       security, querystring: GetQuerySchema, body: GetBodySchema, response: GetResponses
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { fields, sessionId, audit } = await authorized(request, 'get')
     const { batch, specs } = nameSpecs(fields)
     audit.names = specs.map((spec) => spec.name)
-    if (batch) fastify.attributes.checkBatch('/data', specs.length)
-    const views = await fastify.attributes.get(sessionId, specs, fields.decrypt !== false)
-    if (batch) return { cid: request.id, status: 'ok' as const, result: byName(specs, views) }
+    const decrypt = fields.decrypt !== false
+    if (batch) {
+      fastify.attributes.checkBatch('/data', specs.length)
+      const body = batchGetBody(request.id, specs, await fastify.attributes.read(sessionId, specs, decrypt))
+      // A string with a JSON content type goes out as it is, without the schema's serializer;
+      // the type provider types send() by the schema, whose JSON this body already is.
+      return await reply.type(JSON_CONTENT_TYPE).send(body as unknown as Static<typeof GetResponses[200]>)
+    }
+    const views = await fastify.attributes.get(sessionId, specs, decrypt)
     return { cid: request.id, status: 'ok' as const, ...views[0]! }
   })
 

@@ -33,6 +33,9 @@ export interface AttributeView {
   version?: number
 }
 
+/** A live attribute as read, its value as JSON text (decrypted, or the ciphertext as a JSON string). */
+export type ReadAttribute = Omit<StoredAttribute, 'payload'> & { valueJson: string }
+
 export interface WriteResult {
   name: string
   version: number
@@ -230,21 +233,29 @@ export class AttributeService {
   }
 
   async get (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<AttributeView[]> {
+    return (await this.read(sessionId, specs, decrypt)).map((attribute) => attribute === null ? { found: false } : viewOf(attribute))
+  }
+
+  /**
+   * The attributes of those names (null for a missing one), values left as JSON text so that
+   * a caller may pass them on without parsing them again.
+   */
+  async read (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<Array<ReadAttribute | null>> {
     this.checkNames(specs)
     const stored = await this.#store.get(sessionId, specs.map((spec) => spec.name))
     // A value that cannot be decrypted fails the whole read (a batch get is all or nothing,
     // like a batch write), with one detail per such item so the client knows which.
     const failures: AppError[] = []
     const details: ErrorDetail[] = []
-    const views = stored.map((attribute, index) => {
-      if (attribute === null) return { found: false }
+    const attributes = stored.map((attribute, index) => {
+      if (attribute === null) return null
       try {
-        return this.#view(sessionId, attribute, decrypt)
+        return this.#read(sessionId, attribute, decrypt)
       } catch (error) {
         if (!(error instanceof AppError)) throw error
         failures.push(error)
         details.push({ path: specs[index]!.path, message: error.message })
-        return { found: false }
+        return null
       }
     })
     if (failures.length > 0) {
@@ -253,22 +264,21 @@ export class AttributeService {
       error.subStatus = [...new Set(failures.flatMap((failure) => failure.subStatus))]
       throw error
     }
-    return views
+    return attributes
   }
 
-  #view (sessionId: string, attribute: StoredAttribute, decrypt: boolean): AttributeView {
-    let value: unknown
-    if (!attribute.encrypted) value = JSON.parse(attribute.payload)
-    else if (decrypt) value = JSON.parse(this.#cipher.decrypt(attribute.payload, this.#binding(sessionId, attribute.name)))
-    else value = attribute.payload
+  #read (sessionId: string, attribute: StoredAttribute, decrypt: boolean): ReadAttribute {
+    let valueJson: string
+    if (!attribute.encrypted) valueJson = attribute.payload
+    else if (decrypt) valueJson = this.#cipher.decrypt(attribute.payload, this.#binding(sessionId, attribute.name))
+    else valueJson = JSON.stringify(attribute.payload)
     return {
-      found: true,
       name: attribute.name,
-      value,
-      creation_time: isoTime(attribute.createdAt),
-      last_modified: isoTime(attribute.modifiedAt),
-      expiration_time: attribute.expiresAt === null ? null : isoTime(attribute.expiresAt),
-      is_encrypted: attribute.encrypted,
+      valueJson,
+      createdAt: attribute.createdAt,
+      modifiedAt: attribute.modifiedAt,
+      expiresAt: attribute.expiresAt,
+      encrypted: attribute.encrypted,
       version: attribute.version
     }
   }
@@ -289,6 +299,20 @@ export class AttributeService {
 
   async names (sessionId: string): Promise<string[]> {
     return await this.#store.names(sessionId)
+  }
+}
+
+/** The API's view of an attribute that was read. */
+export function viewOf (attribute: ReadAttribute): AttributeView {
+  return {
+    found: true,
+    name: attribute.name,
+    value: JSON.parse(attribute.valueJson),
+    creation_time: isoTime(attribute.createdAt),
+    last_modified: isoTime(attribute.modifiedAt),
+    expiration_time: attribute.expiresAt === null ? null : isoTime(attribute.expiresAt),
+    is_encrypted: attribute.encrypted,
+    version: attribute.version
   }
 }
 
