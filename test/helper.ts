@@ -25,6 +25,26 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
   })
 }
 
+/**
+ * The environment for the real entry point (src/server.ts) run as a child process: the test
+ * settings on a loopback port, nothing else inherited but PATH, HOME and TMPDIR.
+ */
+export function serverProcessEnv (port: number, overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TMPDIR: process.env.TMPDIR,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    SSO_JWT_SECRET: TEST_SECRET,
+    SSO_ISSUER: TEST_ISSUER,
+    SSO_AUDIENCE: TEST_AUDIENCE,
+    SSO_APPS: 'CRM,Portal',
+    SSO_ENCRYPTION_KEYS: TEST_KEYS,
+    ...overrides
+  }
+}
+
 /** Builds the app on a literal configuration and closes it when the test ends. */
 export async function build (t: TestContext | undefined, overrides: Partial<Config> = {}, options: BuildOptions = {}) {
   const app = await buildApp(testConfig(overrides), options)

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { freePort, killProcess, spawnRedis } from '../fixtures/redis.ts'
-import { mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_KEYS, TEST_SECRET } from '../helper.ts'
+import { mintUst, serverProcessEnv } from '../helper.ts'
 import { assertError, assertOk, call } from './http.ts'
 
 // The real entry point against a redis-server that speaks TLS only (`rediss://`), with a
@@ -72,24 +72,14 @@ async function startService (t: TestContext, env: Record<string, string>): Promi
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TMPDIR: process.env.TMPDIR,
-      HOST: '127.0.0.1',
-      PORT: String(port),
+    env: serverProcessEnv(port, {
       LOG_LEVEL: 'warn',
       SSO_STORE: 'redis',
       REDIS_URL: `rediss://127.0.0.1:${redisPort}`,
       REDIS_COMMAND_TIMEOUT_MS: '1000',
       SSO_KEY_PREFIX: `tls-${randomBytes(4).toString('hex')}:`,
-      SSO_JWT_SECRET: TEST_SECRET,
-      SSO_ISSUER: TEST_ISSUER,
-      SSO_AUDIENCE: TEST_AUDIENCE,
-      SSO_APPS: 'CRM',
-      SSO_ENCRYPTION_KEYS: TEST_KEYS,
       ...env
-    }
+    })
   })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })

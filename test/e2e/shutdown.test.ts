@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { freePort, RedisServer } from '../fixtures/redis.ts'
-import { mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_KEYS, TEST_SECRET } from '../helper.ts'
+import { mintUst, serverProcessEnv } from '../helper.ts'
 import { assertOk, call, type Envelope, type Reply } from './http.ts'
 
 // The real entry point (src/server.ts) in its own process: SIGTERM lets the requests in
@@ -78,23 +78,13 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TMPDIR: process.env.TMPDIR,
-      HOST: '127.0.0.1',
-      PORT: String(port),
+    env: serverProcessEnv(port, {
       LOG_LEVEL: 'silent',
       SSO_STORE: 'redis',
       REDIS_URL: redis.url,
       REDIS_COMMAND_TIMEOUT_MS: '500',
-      SSO_KEY_PREFIX: prefix,
-      SSO_JWT_SECRET: TEST_SECRET,
-      SSO_ISSUER: TEST_ISSUER,
-      SSO_AUDIENCE: TEST_AUDIENCE,
-      SSO_APPS: 'CRM,Portal',
-      SSO_ENCRYPTION_KEYS: TEST_KEYS
-    }
+      SSO_KEY_PREFIX: prefix
+    })
   })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { prettyTransport } from '../../src/pretty-logs.ts'
 import { freePort } from '../fixtures/redis.ts'
-import { TEST_AUDIENCE, TEST_ISSUER, TEST_KEYS, TEST_SECRET } from '../helper.ts'
+import { serverProcessEnv } from '../helper.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const development = { NODE_ENV: 'development' }
@@ -41,21 +41,7 @@ test('src/server.ts at a terminal in development logs for a person, not JSON', {
   const child = spawn('/usr/bin/script', ['-qec', `exec ${process.execPath} --import tsx src/server.ts`, '/dev/null'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TMPDIR: process.env.TMPDIR,
-      TERM: 'dumb',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-      SSO_STORE: 'memory',
-      SSO_JWT_SECRET: TEST_SECRET,
-      SSO_ISSUER: TEST_ISSUER,
-      SSO_AUDIENCE: TEST_AUDIENCE,
-      SSO_APPS: 'CRM',
-      SSO_ENCRYPTION_KEYS: TEST_KEYS
-    }
+    env: serverProcessEnv(port, { TERM: 'dumb', LOG_LEVEL: 'info', SSO_STORE: 'memory' })
   })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
