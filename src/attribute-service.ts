@@ -250,7 +250,7 @@ export class AttributeService {
     const attributes = stored.map((attribute, index) => {
       if (attribute === null) return null
       try {
-        return this.#read(sessionId, attribute, decrypt)
+        return this.#readOne(sessionId, attribute, decrypt)
       } catch (error) {
         if (!(error instanceof AppError)) throw error
         failures.push(error)
@@ -267,7 +267,8 @@ export class AttributeService {
     return attributes
   }
 
-  #read (sessionId: string, attribute: StoredAttribute, decrypt: boolean): ReadAttribute {
+  /** One stored attribute with its value as JSON text: decrypted, or its ciphertext quoted when `decrypt` is false. */
+  #readOne (sessionId: string, attribute: StoredAttribute, decrypt: boolean): ReadAttribute {
     let valueJson: string
     if (!attribute.encrypted) valueJson = attribute.payload
     else if (decrypt) valueJson = this.#cipher.decrypt(attribute.payload, this.#binding(sessionId, attribute.name))
