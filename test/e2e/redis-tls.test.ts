@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test, type TestContext } from 'node:test'
@@ -34,6 +34,7 @@ let dir: string
 let redisPort: number
 let redisProcess: ChildProcess | undefined
 let caFile: string
+let keyFile: string
 /** Why the TLS server could not start outside CI (a redis-server built without TLS), if it did not. */
 let unavailable: string | undefined
 
@@ -41,7 +42,7 @@ before(async () => {
   if (skip !== false) return
   dir = mkdtempSync(join(tmpdir(), 'sso-attrs-tls-'))
   caFile = join(dir, 'cert.pem')
-  const keyFile = join(dir, 'key.pem')
+  keyFile = join(dir, 'key.pem')
   // A self-signed certificate for 127.0.0.1 that is its own CA.
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-days', '1',
@@ -51,9 +52,7 @@ before(async () => {
   // spawnRedis waits for PING on its plain port; the TLS port is the one the service gets.
   const plainPort = await freePort()
   try {
-    redisProcess = await spawnRedis(plainPort, dir, [
-      '--tls-port', String(redisPort), '--tls-cert-file', caFile, '--tls-key-file', keyFile, '--tls-auth-clients', 'no'
-    ])
+    redisProcess = await spawnRedis(plainPort, dir, ['--tls-port', String(redisPort), ...tlsServerArgs()])
   } catch (error) {
     if (process.env.CI === 'true') throw error
     unavailable = `redis-server does not start with TLS (built without it?): ${(error as Error).message}`
@@ -65,6 +64,57 @@ after(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
 
+function tlsServerArgs (): string[] {
+  return ['--tls-cert-file', caFile, '--tls-key-file', keyFile, '--tls-ca-cert-file', caFile, '--tls-auth-clients', 'no']
+}
+
+function tlsClient (port: number): Redis {
+  const client = new Redis({ host: '127.0.0.1', port, tls: { ca: readFileSync(caFile) }, maxRetriesPerRequest: 1, retryStrategy: () => null })
+  client.on('error', () => {})
+  return client
+}
+
+/** Waits until `check` answers true, trying again on errors; fails with `what` after 20 s. */
+async function waitFor (what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (await check().catch(() => false)) return
+    assert.ok(Date.now() < deadline, `${what} within 20 s`)
+    await sleep(100)
+  }
+}
+
+/** Three cluster masters that speak TLS only, the cluster bus included; their ports. */
+async function startTlsCluster (t: TestContext): Promise<number[]> {
+  const ports = new Set<number>()
+  while (ports.size < 6) ports.add(await freePort())
+  const [clientPorts, busPorts] = [[...ports].slice(0, 3), [...ports].slice(3)]
+  const processes = clientPorts.map((port, index) => {
+    const nodeDir = join(dir, `cluster-${index}`)
+    mkdirSync(nodeDir)
+    return spawn('redis-server', [
+      '--port', '0', '--tls-port', String(port), ...tlsServerArgs(), '--tls-cluster', 'yes',
+      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPorts[index]),
+      '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no'
+    ], { stdio: 'ignore' })
+  })
+  t.after(async () => { await Promise.all(processes.map(async (child) => await killProcess(child))) })
+  for (const port of clientPorts) {
+    // A client per try: one that found no server gives up (retryStrategy: null).
+    await waitFor(`node ${port} answers PING over TLS`, async () => {
+      const client = tlsClient(port)
+      try { return await client.ping() === 'PONG' } finally { client.disconnect() }
+    })
+  }
+  execFileSync('redis-cli', ['--tls', '--cacert', caFile, '--cluster', 'create', ...clientPorts.map((port) => `127.0.0.1:${port}`), '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
+  for (const port of clientPorts) {
+    const client = tlsClient(port)
+    await waitFor(`node ${port} says cluster_state:ok`, async () => /^cluster_state:ok/m.test(String(await client.cluster('INFO'))))
+    client.disconnect()
+  }
+  return clientPorts
+}
+
 interface Service { base: string, output: () => string }
 
 async function startService (t: TestContext, env: Record<string, string>): Promise<Service> {
@@ -75,7 +125,6 @@ async function startService (t: TestContext, env: Record<string, string>): Promi
     env: serverProcessEnv(port, {
       LOG_LEVEL: 'warn',
       SSO_STORE: 'redis',
-      REDIS_URL: `rediss://127.0.0.1:${redisPort}`,
       REDIS_COMMAND_TIMEOUT_MS: '1000',
       SSO_KEY_PREFIX: `tls-${randomBytes(4).toString('hex')}:`,
       ...env
@@ -104,7 +153,7 @@ async function readyStatus (base: string): Promise<number> {
 describe('Redis over TLS (rediss://)', { skip }, () => {
   test('with the private CA in NODE_EXTRA_CA_CERTS: ready, and attributes are stored on the TLS server', { timeout: 60_000 }, async (t) => {
     if (unavailable !== undefined) return t.skip(unavailable)
-    const service = await startService(t, { NODE_EXTRA_CA_CERTS: caFile })
+    const service = await startService(t, { REDIS_URL: `rediss://127.0.0.1:${redisPort}`, NODE_EXTRA_CA_CERTS: caFile })
     const started = performance.now()
     while (await readyStatus(service.base) !== 200) {
       assert.ok(performance.now() - started < 10_000, `not ready over TLS within 10 s: ${service.output()}`)
@@ -116,7 +165,7 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
     assert.equal(got.value, 'dark')
 
     // The attribute is on that server, read back through a TLS client of our own.
-    const inspector = new Redis({ host: '127.0.0.1', port: redisPort, tls: { ca: readFileSync(caFile) }, maxRetriesPerRequest: 1 })
+    const inspector = tlsClient(redisPort)
     t.after(() => inspector.disconnect())
     const [, keys] = await inspector.scan('0', 'MATCH', '*:a', 'COUNT', 1000)
     const fields = await Promise.all(keys.map(async (key) => await inspector.hkeys(key)))
@@ -125,7 +174,7 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
 
   test('without the CA the certificate is refused: not ready, and requests get a 503 envelope', { timeout: 60_000 }, async (t) => {
     if (unavailable !== undefined) return t.skip(unavailable)
-    const service = await startService(t, {})
+    const service = await startService(t, { REDIS_URL: `rediss://127.0.0.1:${redisPort}` })
     // Give the client time to try (and fail) the handshake several times.
     await sleep(1500)
     assert.equal(await readyStatus(service.base), 503)
@@ -133,5 +182,33 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
     const reply = await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark' } })
     assertError(reply, 503, 'E011003')
     assert.doesNotMatch(service.output(), new RegExp(ust.slice(-20)), 'the token does not reach the logs')
+  })
+})
+
+describe('Redis Cluster over TLS (REDIS_TLS=true)', { skip }, () => {
+  test('three TLS-only masters: ready with the CA, sessions spread over them; refused without it', { timeout: 120_000 }, async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable)
+    const ports = await startTlsCluster(t)
+    const redisEnv = { REDIS_CLUSTER_NODES: ports.map((port) => `127.0.0.1:${port}`).join(','), REDIS_TLS: 'true' }
+    const service = await startService(t, { ...redisEnv, NODE_EXTRA_CA_CERTS: caFile })
+    await waitFor(`ready on the TLS cluster: ${service.output()}`, async () => await readyStatus(service.base) === 200)
+    const sessions = await Promise.all(Array.from({ length: 12 }, async () => await mintUst()))
+    for (const [index, ust] of sessions.entries()) {
+      assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'n', value: index } }), `PUT ${index}`)
+    }
+    for (const [index, ust] of sessions.entries()) {
+      assert.equal(assertOk(await call(service.base, 'GET', '/sso/session/attr?current_app=CRM&name=n', { ust }), `GET ${index}`).value, index)
+    }
+    // Twelve sessions in random slots: all on one master would happen once in 177,000 runs.
+    const keysPerMaster = await Promise.all(ports.map(async (port) => {
+      const client = tlsClient(port)
+      try { return await client.dbsize() } finally { client.disconnect() }
+    }))
+    assert.ok(keysPerMaster.filter((keys) => keys > 0).length >= 2, `keys per master: ${keysPerMaster.join(', ')}`)
+
+    const untrusting = await startService(t, redisEnv)
+    await sleep(1500)
+    assert.equal(await readyStatus(untrusting.base), 503)
+    assertError(await call(untrusting.base, 'GET', '/sso/session/attr?current_app=CRM&name=n', { ust: sessions[0]! }), 503, 'E011003')
   })
 })
