@@ -69,6 +69,8 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
       role: 'master',
       ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
       enableTLSForSentinelMode: options.tls === true,
+      // ioredis talks to the Sentinels themselves with sentinelTLS, not with tls.
+      ...(options.tls === true ? { sentinelTLS: {} } : {}),
       // No failoverDetector: its Sentinel subscriptions have no error listener, so ioredis
       // prints "[ioredis] Unhandled error event" to stderr for every retry while a Sentinel is
       // down. A dead primary closes the connection; a demoted one answers READONLY (below).

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test, type TestContext } from 'node:test'
@@ -115,6 +115,33 @@ async function startTlsCluster (t: TestContext): Promise<number[]> {
   return clientPorts
 }
 
+/** A primary and one Sentinel watching it (quorum 1), both TLS only, replication included; their ports. */
+async function startTlsSentinel (t: TestContext, name: string): Promise<{ primary: number, sentinel: number }> {
+  const [primary, sentinel] = [await freePort(), await freePort()]
+  const primaryDir = join(dir, 'sentinel-primary')
+  const sentinelDir = join(dir, 'sentinel')
+  mkdirSync(primaryDir)
+  mkdirSync(sentinelDir)
+  const configFile = join(sentinelDir, 'sentinel.conf')
+  writeFileSync(configFile, `sentinel monitor ${name} 127.0.0.1 ${primary} 1\n`)
+  const tlsArgs = [...tlsServerArgs(), '--tls-replication', 'yes', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  const processes = [
+    spawn('redis-server', ['--port', '0', '--tls-port', String(primary), '--dir', primaryDir, ...tlsArgs], { stdio: 'ignore' }),
+    spawn('redis-server', [configFile, '--sentinel', '--port', '0', '--tls-port', String(sentinel), '--dir', sentinelDir, ...tlsArgs], { stdio: 'ignore' })
+  ]
+  t.after(async () => { await Promise.all(processes.map(async (child) => await killProcess(child))) })
+  await waitFor(`the Sentinel on ${sentinel} knows the primary`, async () => {
+    const client = tlsClient(sentinel)
+    try {
+      const address = await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as string[] | null
+      return address?.[1] === String(primary)
+    } finally {
+      client.disconnect()
+    }
+  })
+  return { primary, sentinel }
+}
+
 interface Service { base: string, output: () => string }
 
 async function startService (t: TestContext, env: Record<string, string>): Promise<Service> {
@@ -210,5 +237,26 @@ describe('Redis Cluster over TLS (REDIS_TLS=true)', { skip }, () => {
     await sleep(1500)
     assert.equal(await readyStatus(untrusting.base), 503)
     assertError(await call(untrusting.base, 'GET', '/sso/session/attr?current_app=CRM&name=n', { ust: sessions[0]! }), 503, 'E011003')
+  })
+})
+
+describe('Redis Sentinel over TLS (REDIS_TLS=true)', { skip }, () => {
+  test('a TLS-only Sentinel and primary: ready with the CA, attributes on the primary; refused without it', { timeout: 90_000 }, async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable)
+    const { primary, sentinel } = await startTlsSentinel(t, 'attrs')
+    const redisEnv = { REDIS_SENTINELS: `127.0.0.1:${sentinel}`, REDIS_SENTINEL_NAME: 'attrs', REDIS_TLS: 'true' }
+    const service = await startService(t, { ...redisEnv, NODE_EXTRA_CA_CERTS: caFile })
+    await waitFor(`ready through the TLS Sentinel: ${service.output()}`, async () => await readyStatus(service.base) === 200)
+    const ust = await mintUst()
+    assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark' } }), 'PUT')
+    assert.equal(assertOk(await call(service.base, 'GET', '/sso/session/attr?current_app=CRM&name=theme', { ust }), 'GET').value, 'dark')
+    const client = tlsClient(primary)
+    t.after(() => client.disconnect())
+    assert.ok(await client.dbsize() > 0, 'the attribute is on the primary the Sentinel names')
+
+    const untrusting = await startService(t, redisEnv)
+    await sleep(1500)
+    assert.equal(await readyStatus(untrusting.base), 503)
+    assertError(await call(untrusting.base, 'GET', '/sso/session/attr?current_app=CRM&name=theme', { ust }), 503, 'E011003')
   })
 })
