@@ -8,7 +8,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { freePort, killProcess, spawnRedis } from '../fixtures/redis.ts'
+import { freePort, killProcess, spawnRedis, waitUntilHealthy } from '../fixtures/redis.ts'
 import { mintUst, serverProcessEnv } from '../helper.ts'
 import { assertError, assertOk, call } from './http.ts'
 
@@ -74,13 +74,19 @@ function tlsClient (port: number): Redis {
   return client
 }
 
-/** Waits until `check` answers true, trying again on errors; fails with `what` after 20 s. */
-async function waitFor (what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (await check().catch(() => false)) return
-    assert.ok(Date.now() < deadline, `${what} within 20 s`)
-    await sleep(100)
+/** For waitUntilHealthy: one question to a TLS node, '' once `healthy` holds for its answer. */
+function nodeProblem<T> (port: number, ask: (client: Redis) => Promise<T>, healthy: (answer: T) => boolean): () => Promise<string> {
+  return async () => {
+    // A client per try: one that found no server gives up (retryStrategy: null).
+    const client = tlsClient(port)
+    try {
+      const answer = await ask(client)
+      return healthy(answer) ? '' : `answered ${JSON.stringify(answer)}`
+    } catch (error) {
+      return (error as Error).message
+    } finally {
+      client.disconnect()
+    }
   }
 }
 
@@ -100,17 +106,12 @@ async function startTlsCluster (t: TestContext): Promise<number[]> {
   })
   t.after(async () => { await Promise.all(processes.map(async (child) => await killProcess(child))) })
   for (const port of clientPorts) {
-    // A client per try: one that found no server gives up (retryStrategy: null).
-    await waitFor(`node ${port} answers PING over TLS`, async () => {
-      const client = tlsClient(port)
-      try { return await client.ping() === 'PONG' } finally { client.disconnect() }
-    })
+    await waitUntilHealthy(`TLS node ${port}`, nodeProblem(port, async (client) => await client.ping(), (answer) => answer === 'PONG'), 20_000)
   }
   execFileSync('redis-cli', ['--tls', '--cacert', caFile, '--cluster', 'create', ...clientPorts.map((port) => `127.0.0.1:${port}`), '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
   for (const port of clientPorts) {
-    const client = tlsClient(port)
-    await waitFor(`node ${port} says cluster_state:ok`, async () => /^cluster_state:ok/m.test(String(await client.cluster('INFO'))))
-    client.disconnect()
+    const clusterOk = (info: unknown) => /^cluster_state:ok/m.test(String(info))
+    await waitUntilHealthy(`TLS cluster node ${port}`, nodeProblem(port, async (client) => await client.cluster('INFO'), clusterOk), 20_000)
   }
   return clientPorts
 }
@@ -130,15 +131,8 @@ async function startTlsSentinel (t: TestContext, name: string): Promise<{ primar
     spawn('redis-server', [configFile, '--sentinel', '--port', '0', '--tls-port', String(sentinel), '--dir', sentinelDir, ...tlsArgs], { stdio: 'ignore' })
   ]
   t.after(async () => { await Promise.all(processes.map(async (child) => await killProcess(child))) })
-  await waitFor(`the Sentinel on ${sentinel} knows the primary`, async () => {
-    const client = tlsClient(sentinel)
-    try {
-      const address = await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as string[] | null
-      return address?.[1] === String(primary)
-    } finally {
-      client.disconnect()
-    }
-  })
+  const primaryOf = async (client: Redis) => await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as string[] | null
+  await waitUntilHealthy(`TLS Sentinel ${sentinel}`, nodeProblem(sentinel, primaryOf, (address) => address?.[1] === String(primary)), 20_000)
   return { primary, sentinel }
 }
 
@@ -177,15 +171,18 @@ async function readyStatus (base: string): Promise<number> {
   return await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(3000) }).then((response) => response.status, () => 0)
 }
 
+async function waitReady (service: Service): Promise<void> {
+  await waitUntilHealthy('the service over TLS', async () => {
+    const status = await readyStatus(service.base)
+    return status === 200 ? '' : `/readyz answered ${status}; its output: ${service.output()}`
+  }, 20_000)
+}
+
 describe('Redis over TLS (rediss://)', { skip }, () => {
   test('with the private CA in NODE_EXTRA_CA_CERTS: ready, and attributes are stored on the TLS server', { timeout: 60_000 }, async (t) => {
     if (unavailable !== undefined) return t.skip(unavailable)
     const service = await startService(t, { REDIS_URL: `rediss://127.0.0.1:${redisPort}`, NODE_EXTRA_CA_CERTS: caFile })
-    const started = performance.now()
-    while (await readyStatus(service.base) !== 200) {
-      assert.ok(performance.now() - started < 10_000, `not ready over TLS within 10 s: ${service.output()}`)
-      await sleep(100)
-    }
+    await waitReady(service)
     const ust = await mintUst()
     assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark', encrypt: true } }), 'PUT over TLS')
     const got = assertOk(await call(service.base, 'GET', '/sso/session/attr?current_app=CRM&name=theme', { ust }), 'GET over TLS')
@@ -218,7 +215,7 @@ describe('Redis Cluster over TLS (REDIS_TLS=true)', { skip }, () => {
     const ports = await startTlsCluster(t)
     const redisEnv = { REDIS_CLUSTER_NODES: ports.map((port) => `127.0.0.1:${port}`).join(','), REDIS_TLS: 'true' }
     const service = await startService(t, { ...redisEnv, NODE_EXTRA_CA_CERTS: caFile })
-    await waitFor(`ready on the TLS cluster: ${service.output()}`, async () => await readyStatus(service.base) === 200)
+    await waitReady(service)
     const sessions = await Promise.all(Array.from({ length: 12 }, async () => await mintUst()))
     for (const [index, ust] of sessions.entries()) {
       assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'n', value: index } }), `PUT ${index}`)
@@ -246,7 +243,7 @@ describe('Redis Sentinel over TLS (REDIS_TLS=true)', { skip }, () => {
     const { primary, sentinel } = await startTlsSentinel(t, 'attrs')
     const redisEnv = { REDIS_SENTINELS: `127.0.0.1:${sentinel}`, REDIS_SENTINEL_NAME: 'attrs', REDIS_TLS: 'true' }
     const service = await startService(t, { ...redisEnv, NODE_EXTRA_CA_CERTS: caFile })
-    await waitFor(`ready through the TLS Sentinel: ${service.output()}`, async () => await readyStatus(service.base) === 200)
+    await waitReady(service)
     const ust = await mintUst()
     assertOk(await call(service.base, 'PUT', '/sso/session/attr', { ust, body: { current_app: 'CRM', name: 'theme', value: 'dark' } }), 'PUT')
     assert.equal(assertOk(await call(service.base, 'GET', '/sso/session/attr?current_app=CRM&name=theme', { ust }), 'GET').value, 'dark')
