@@ -110,10 +110,14 @@ describe('Dockerfile', () => {
     assert.ok(runtime.instructions.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)), 'the runtime installs production dependencies only')
   })
 
-  test('every base image is Node 20 (engines), pinned to a major', () => {
+  test('every base image is the Node major of .nvmrc, pinned to it, and engines admits it', () => {
+    const major = read('.nvmrc').trim()
+    assert.match(major, /^\d+$/)
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node
-    assert.match(engines, /^>=20\./)
-    for (const stage of stages) assert.match(stage.from, /^node:20[-.]/, stage.from)
+    const lowest = /^>=(\d+)\.\d+$/.exec(engines)
+    assert.ok(lowest !== null, `engines.node ${engines} is ">=major.minor"`)
+    assert.ok(Number(lowest[1]) <= Number(major), `${engines} admits Node ${major}`)
+    for (const stage of stages) assert.match(stage.from, new RegExp(`^node:${major}-`), stage.from)
   })
 
   test('the build stage copies every folder the build compiles', () => {
