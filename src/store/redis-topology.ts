@@ -34,6 +34,9 @@ export interface RedisConnectionOptions {
 
 export type RedisClient = Redis | Cluster
 
+/** How often a Cluster client reloads the slot map without being asked to (ms). */
+export const CLUSTER_SLOTS_REFRESH_MS = 1000
+
 /** The options every data-node connection gets, whatever the topology. */
 function nodeOptions (options: RedisConnectionOptions): RedisOptions {
   return {
@@ -102,6 +105,11 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
     maxRedirections: 8,
     clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     slotsRefreshTimeout: options.connectTimeoutMs,
+    // The slot map is otherwise refreshed only when a command meets MOVED or a dead node, so an
+    // instance that sat idle through a failover would send its first requests to the old
+    // master and answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's
+    // map at most that old, busy or idle (D42).
+    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
     // Node addresses come from CLUSTER SLOTS as IPs; with TLS the certificate names the
     // host, so keep it as given (no DNS round trip, SNI from the seed host).
     ...(options.tls === true ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
