@@ -51,6 +51,13 @@ function nodeOptions (options: RedisConnectionOptions): RedisOptions {
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(50 * attempt, 500),
     lazyConnect: true,
+    // TCP keepalive after 5 s idle (libuv then probes every second, 10 times): an idle
+    // connection whose peer vanished is closed and reconnected within about 15 s, before a
+    // request meets it. A busy one is caught sooner by watchForStalls.
+    keepAlive: 5000,
+    // A connection being replaced is ended, then destroyed if its peer has not closed its side
+    // by then; a dead peer never does, so don't wait ioredis' default 2 s for it.
+    disconnectTimeout: 100,
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(options.tls === true ? { tls: {} } : {})
@@ -58,6 +65,13 @@ function nodeOptions (options: RedisConnectionOptions): RedisOptions {
 }
 
 export function createRedisClient (options: RedisConnectionOptions): RedisClient {
+  const client = newRedisClient(options)
+  const stopWatching = watchForStalls(client, options.commandTimeoutMs)
+  client.once('end', stopWatching)
+  return client
+}
+
+function newRedisClient (options: RedisConnectionOptions): RedisClient {
   const { topology } = options
   const node = nodeOptions(options)
   if (topology.kind === 'standalone') {
@@ -138,6 +152,38 @@ export function mastersConnecting (client: RedisClient): Promise<void> | undefin
     }
     node.once('ready', settle).once('close', settle).once('end', settle)
   }))).then(() => undefined)
+}
+
+/**
+ * Replaces connections that have stopped answering. A connection whose oldest command awaiting
+ * a reply (its ready check included) has had none for a whole command timeout is presumed dead:
+ * a blackholed network, or a half-open connection whose peer is gone, which TCP alone would
+ * notice only after minutes of retransmissions. It is closed and reconnected (`disconnect(true)`):
+ * the commands on it fail at once (each was answered 503 at its deadline already; none is sent
+ * again, as everywhere here), so the queue of commands awaiting replies stays bounded, and the
+ * new connection serves as soon as the network does (D43).
+ */
+function watchForStalls (client: RedisClient, timeoutMs: number): () => void {
+  const oldest = new WeakMap<Redis, { command: unknown, since: number }>()
+  const timer = setInterval(() => {
+    const now = Date.now()
+    for (const connection of client instanceof Cluster ? client.nodes() : [client]) {
+      const command: unknown = connection.commandQueue.peekFront()
+      if (command === undefined || (connection.status !== 'ready' && connection.status !== 'connect')) {
+        oldest.delete(connection)
+        continue
+      }
+      const seen = oldest.get(connection)
+      if (seen === undefined || seen.command !== command) {
+        oldest.set(connection, { command, since: now })
+      } else if (now - seen.since >= timeoutMs) {
+        oldest.delete(connection)
+        connection.disconnect(true)
+      }
+    }
+  }, Math.max(25, Math.floor(timeoutMs / 4)))
+  timer.unref()
+  return () => { clearInterval(timer) }
 }
 
 /** Every master of the client (one for a single server or a Sentinel-managed primary). */
