@@ -2,12 +2,14 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { loggerOptions } from '../src/app.ts'
 import { ConfigSchema, loadConfig } from '../src/config.ts'
-import { freePort } from './fixtures/redis.ts'
-import { build as buildService } from './helper.ts'
+import { freePort, RedisServer } from './fixtures/redis.ts'
+import { build as buildService, testConfig } from './helper.ts'
 
 // Docker cannot run on the development machines, so the Dockerfile and docker-compose.yml are
 // checked by reading them: the essentials an operator relies on, and every name they share
@@ -110,10 +112,14 @@ describe('Dockerfile', () => {
     assert.ok(runtime.instructions.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)), 'the runtime installs production dependencies only')
   })
 
-  test('every base image is Node 20 (engines), pinned to a major', () => {
+  test('every base image is one Node major, pinned, that engines allows', () => {
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node
-    assert.match(engines, /^>=20\./)
-    for (const stage of stages) assert.match(stage.from, /^node:20[-.]/, stage.from)
+    const [, lowest] = /^>=(\d+)\./.exec(engines) ?? []
+    assert.ok(lowest !== undefined, `engines.node ${engines}`)
+    const majors = stages.map((stage) => /^node:(\d+)[-.]/.exec(stage.from)?.[1])
+    for (const [i, major] of majors.entries()) assert.ok(major !== undefined, `${stages[i]!.from} is node:<major>...`)
+    assert.equal(new Set(majors).size, 1, `one major for build and runtime: ${stages.map((stage) => stage.from).join(', ')}`)
+    assert.ok(Number(majors[0]) >= Number(lowest), `node:${majors[0]} satisfies engines ${engines}`)
   })
 
   test('the build stage copies every folder the build compiles', () => {
@@ -249,5 +255,45 @@ describe('docker-compose.yml', () => {
       SSO_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64url')}`
     }
     assert.doesNotThrow(() => loadConfig(filled))
+  })
+})
+
+describe('health probes and the log', () => {
+  /** The app at LOG_LEVEL=info writing its log lines to an array. */
+  async function loggedApp (t: Parameters<typeof buildService>[0], overrides: Parameters<typeof testConfig>[0] = {}) {
+    const lines: Array<{ level: number, msg?: string, req?: { url?: string } }> = []
+    const stream = new Writable({
+      write (chunk: Buffer | string, _encoding, callback) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as typeof lines[number])
+        callback()
+      }
+    })
+    const config = testConfig({ LOG_LEVEL: 'info', ...overrides })
+    const app = await buildService(t, { LOG_LEVEL: 'info', ...overrides }, { logger: { ...loggerOptions(config), stream } })
+    return { app, lines }
+  }
+
+  test('/healthz and /readyz log nothing while healthy (the compose and Dockerfile checks run every 10 s); other requests still log at info', async (t) => {
+    const { app, lines } = await loggedApp(t)
+    const atStart = lines.length // the start-up notices
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+      assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    }
+    assert.deepEqual(lines.slice(atStart), [], 'no log line for six probes')
+    assert.equal((await app.inject({ method: 'GET', url: '/nowhere' })).statusCode, 404)
+    assert.ok(lines.slice(atStart).some((line) => line.level === 30 && line.req?.url === '/nowhere'), 'an ordinary request logs at info')
+  })
+
+  test('a failing /readyz still logs its error', { timeout: 30_000 }, async (t) => {
+    const redis = await RedisServer.start()
+    t.after(async () => { await redis.close() })
+    const { app, lines } = await loggedApp(t, { SSO_STORE: 'redis', REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: 200, REDIS_CONNECT_TIMEOUT_MS: 200 })
+    const atStart = lines.length
+    assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    assert.deepEqual(lines.slice(atStart), [], 'silent while ready')
+    await redis.stop()
+    assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503)
+    assert.ok(lines.slice(atStart).some((line) => line.level >= 50), 'the 503 is logged at error level')
   })
 })
