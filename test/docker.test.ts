@@ -17,7 +17,8 @@ import { build as buildService, mintUst, testConfig } from './helper.ts'
 
 // Docker cannot run on the development machines, so the Dockerfile and docker-compose.yml are
 // checked by reading them: the essentials an operator relies on, and every name they share
-// with the code (paths, settings, the health route).
+// with the code (paths, settings, the health route). What they run is run here as far as it
+// can be: the health check commands against the service, Redis's command line on redis-server.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const read = (path: string) => readFileSync(`${ROOT}${path}`, 'utf8')
