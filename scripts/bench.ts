@@ -14,7 +14,7 @@ import { basename, join, relative } from 'node:path'
 import { createDriver, measureRounds, warmUp } from './bench/load.ts'
 import { commandStats, measureRedisMemory, monotonicMicros, pin, planPinning, rssMiB, runFacts, sampleCommandsSent, type RedisMemory } from './bench/measure.ts'
 import { fmt } from './bench/numbers.ts'
-import { HELP, parseBenchOptions, ROOT } from './bench/options.ts'
+import { HELP, parseBenchOptions, ROOT, serviceEnvOverrides } from './bench/options.ts'
 import { profileSection } from './bench/profile.ts'
 import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
@@ -33,16 +33,6 @@ installExitHandlers()
 
 // Read before this process pins itself to one core (availableParallelism follows the affinity).
 const cpuCount = os.availableParallelism()
-
-/** BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs. */
-function serviceEnvOverrides (): Record<string, string> {
-  const text = process.env.BENCH_SERVICE_ENV ?? ''
-  return Object.fromEntries(text.split(',').map((pair) => pair.trim()).filter((pair) => pair !== '').map((pair) => {
-    const equals = pair.indexOf('=')
-    if (equals <= 0) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`)
-    return [pair.slice(0, equals), pair.slice(equals + 1)]
-  }))
-}
 
 async function main (): Promise<void> {
   const startedAt = Date.now()

@@ -95,3 +95,13 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
     run: { help: flags.help, quick: flags.quick, profileOut: flags['profile-out'], outFile: flags.out ?? join(ROOT, 'BENCHMARKS.md') }
   }
 }
+
+/** BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs. */
+export function serviceEnvOverrides (env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const text = env.BENCH_SERVICE_ENV ?? ''
+  return Object.fromEntries(text.split(',').map((pair) => pair.trim()).filter((pair) => pair !== '').map((pair) => {
+    const equals = pair.indexOf('=')
+    if (equals <= 0) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`)
+    return [pair.slice(0, equals), pair.slice(equals + 1)]
+  }))
+}

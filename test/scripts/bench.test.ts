@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import type { RoundStats } from '../../scripts/bench/load.ts'
-import { parseBenchOptions } from '../../scripts/bench/options.ts'
+import { parseBenchOptions, serviceEnvOverrides } from '../../scripts/bench/options.ts'
 import { aggregate, renderReport, writeReport, type ReportInput } from '../../scripts/bench/report.ts'
 import { buildScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
 
@@ -31,6 +31,12 @@ describe('bench options', () => {
     assert.equal(parseBenchOptions(['--only', 'names'], {}).opts.write, false)
     const profile = parseBenchOptions(['--profile'], {}).opts
     assert.deepEqual([profile.write, profile.memoryAttrs], [false, 0])
+  })
+
+  test('BENCH_SERVICE_ENV: settings for the service under test, values may hold = and commas may be spaced', () => {
+    assert.deepEqual(serviceEnvOverrides({ BENCH_SERVICE_ENV: 'SSO_TOKEN_CACHE_SIZE=0, SSO_KEY_PREFIX=a=b:' }), { SSO_TOKEN_CACHE_SIZE: '0', SSO_KEY_PREFIX: 'a=b:' })
+    assert.deepEqual(serviceEnvOverrides({}), {})
+    assert.throws(() => serviceEnvOverrides({ BENCH_SERVICE_ENV: 'NOVALUE' }), /"NOVALUE" is not NAME=value/)
   })
 
   test('refuses a value below its minimum, naming the variable and the flag', () => {
