@@ -369,13 +369,13 @@ describe('docker-compose.yml', () => {
     assert.ok(stored > 0, 'some writes fitted')
     assert.equal(await client.exists('kept', ...Array.from({ length: stored }, (_, i) => `k${i}`)), stored + 1, 'nothing was evicted')
 
-    // The service on that full Redis: the 503 envelope, and nothing stored.
+    // The service on that full Redis: the 507 envelope, and nothing stored.
     const app = await buildService(undefined, { SSO_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_COMMAND_TIMEOUT_MS: 500, REDIS_CONNECT_TIMEOUT_MS: 500 })
     try {
       const put = await app.inject({ method: 'PUT', url: '/sso/session/attr', headers: { authorization: `Bearer ${await mintUst()}` }, payload: { current_app: 'CRM', name: 'n', value: 'v' } })
-      assert.equal(put.statusCode, 503, put.body)
+      assert.equal(put.statusCode, 507, put.body)
       const body = put.json<{ status: string, sub_status: string[] }>()
-      assert.deepEqual([body.status, body.sub_status], ['error', ['E011003']])
+      assert.deepEqual([body.status, body.sub_status], ['error', ['E011007']])
       assert.equal(await client.dbsize(), stored + 1, 'the service stored nothing')
     } finally {
       await app.close()

@@ -186,6 +186,28 @@ function watchForStalls (client: RedisClient, timeoutMs: number): () => void {
   return () => { clearInterval(timer) }
 }
 
+/**
+ * Reports each master whose `maxmemory-policy` may evict keys, once per master and policy, each
+ * time the client becomes ready: an evicting Redis drops attributes without a word when full
+ * (every key here has a TTL, so even the volatile-* policies pick them). Read from INFO, which
+ * the documented ACL allows; a master that does not answer is left alone.
+ */
+export function onEvictingPolicy (client: RedisClient, report: (node: string, policy: string) => void): void {
+  const reported = new Set<string>()
+  const check = () => {
+    for (const master of mastersOf(client)) {
+      const node = `${master.options.host ?? ''}:${master.options.port ?? ''}`
+      master.info('memory').then((info) => {
+        const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
+        if (policy === undefined || policy === 'noeviction' || reported.has(`${node} ${policy}`)) return
+        reported.add(`${node} ${policy}`)
+        report(node, policy)
+      }, () => {})
+    }
+  }
+  client.on('ready', check)
+}
+
 /** Every master of the client (one for a single server or a Sentinel-managed primary). */
 export function mastersOf (client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client]
