@@ -3,6 +3,7 @@ import { auditAccess, type AuditEntry, type AuditOperation } from '../plugins/au
 import type { Access, AccessRequest } from '../src/access.ts'
 import type { NameSpec } from '../src/attribute-service.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
+import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
 
 // Turns an HTTP request into the fields of an attribute call: body and query string are
 // one namespace (a field given in both is an error), `current_ust` may come as a bearer token.
@@ -30,7 +31,8 @@ export function bearerToken (header: string): string | null {
 
 /**
  * Fastify's JSON parser behind a strict UTF-8 decoding: invalid bytes are refused rather than
- * turned into U+FFFD, which would store an attribute under a name the client never sent.
+ * turned into U+FFFD, which would store an attribute under a name the client never sent. A key
+ * repeated in one object is refused too: JSON.parse would keep the last one silently.
  */
 export function strictJsonParser (fastify: FastifyInstance): FastifyBodyParser<Buffer> {
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
@@ -42,7 +44,15 @@ export function strictJsonParser (fastify: FastifyInstance): FastifyBodyParser<B
       done(invalidInput('', 'Body is not valid UTF-8'), undefined)
       return
     }
-    parseJson(request, text, done)
+    parseJson(request, text, (error, parsed) => {
+      if (error !== null) {
+        done(error, undefined)
+        return
+      }
+      const duplicate = duplicateKeyPointer(text)
+      if (duplicate === null) done(null, parsed)
+      else done(invalidInput(duplicate, 'Duplicate key: give each key once'), undefined)
+    })
   }
 }
 
