@@ -72,7 +72,7 @@ describe('duplicate keys in a JSON body', () => {
     const value = `{"current_app":"CRM","current_ust":${token},"name":"a","value":{"x/y":{"k":1,"k":2}}}`
     for (const [payload, pointer] of [[item, '/data/1/name'], [value, '/value/x~1y/k']] as const) {
       assert.deepEqual((await put(app, payload)).body.details?.map((detail) => detail.path), [pointer])
-      for (const contentType of ['application/x-www-form-urlencoded']) {
+      for (const contentType of ['application/x-www-form-urlencoded', 'text/plain']) {
         const reply = await put(app, payload, contentType, '/zato/sso/session/attr')
         assert.equal(reply.status, 400, `${contentType} ${pointer}`)
         assert.deepEqual(reply.body.details?.map((detail) => detail.path), [pointer], contentType)
