@@ -139,14 +139,15 @@ export interface ZatoEnvironment {
 export class BaseTest {
   readonly client: ZatoRestClient
   readonly ctx: { super_user_ust: string, super_user_id: string }
+  /** The service's port, for the few requests no RESTClient would send. */
+  readonly port: number
   readonly #keys: DevKeys
-  readonly #port: number
   readonly #profile: Profile
   #counter = 0
 
   private constructor (environment: ZatoEnvironment, profile: Profile, superUserUst: string, superUserId: string) {
     this.#keys = environment.keys
-    this.#port = environment.port
+    this.port = environment.port
     this.#profile = profile
     this.ctx = { super_user_ust: superUserUst, super_user_id: superUserId }
     this.client = new ZatoRestClient({ port: environment.port, profile, selfUserId: superUserId })
@@ -186,7 +187,7 @@ export class BaseTest {
   async createAndLogInUser (): Promise<{ user_id: string, ust: string, client: ZatoRestClient }> {
     const userId = `zusr${randomBytes(12).toString('hex')}`
     const ust = await issueDevToken(this.#keys, { sub: userId })
-    return { user_id: userId, ust, client: new ZatoRestClient({ port: this.#port, profile: this.#profile, selfUserId: userId }) }
+    return { user_id: userId, ust, client: new ZatoRestClient({ port: this.port, profile: this.#profile, selfUserId: userId }) }
   }
 }
 
