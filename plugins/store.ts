@@ -30,7 +30,8 @@ export function createStore (settings: Settings): Store {
     password: config.REDIS_PASSWORD,
     sentinelPassword: config.REDIS_SENTINEL_PASSWORD,
     tls: config.REDIS_TLS,
-    minReplicasAck: config.SSO_REDIS_MIN_REPLICAS_ACK
+    minReplicasAck: config.SSO_REDIS_MIN_REPLICAS_ACK,
+    clusterOptions: { slotsRefreshInterval: config.REDIS_CLUSTER_SLOTS_REFRESH_MS }
   })
 }
 

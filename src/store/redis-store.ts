@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
@@ -157,9 +158,14 @@ export class RedisStore implements Store {
   // ioredis starts commandTimeout when a command is written, and auto-pipelining holds a
   // command back while the previous pipeline waits: against a frozen Redis a request would
   // take up to twice the timeout. The deadline counts from the call instead.
-  async #run<T> (call: () => Promise<T>, client: RedisClient = this.redis): Promise<T> {
+  //
+  // A call that failed without running (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or refused before it
+  // was written) is sent once more within the same deadline, after a slot refresh on a Cluster;
+  // so is a read (`resendable`) whose connection closed under it. A write whose connection
+  // closed may have run, and is never sent again (D23, D45).
+  async #run<T> (call: () => Promise<T>, client: RedisClient = this.redis, resendable = false): Promise<T> {
     if (client.status !== 'ready' || (client instanceof Cluster && mastersConnecting(client) !== undefined)) {
-      return await this.#runConnecting(call, client)
+      return await this.#runConnecting(call, client, this.#timeoutMs, resendable)
     }
     // The common case: connected. One shared timer for every call in flight (deadlines.ts).
     return await new Promise<T>((resolve, reject) => {
@@ -169,9 +175,22 @@ export class RedisStore implements Store {
         resolve(value)
       }, (error: unknown) => {
         this.#deadlines.settle(deadline)
-        reject(storeError(error))
+        const leftMs = deadline.deadline - Date.now()
+        if (leftMs > 0 && isResendable(error, resendable)) resolve(this.#resend(call, client, leftMs))
+        else reject(storeError(error))
       })
     })
+  }
+
+  /** The one second try of a call that did not run (or a read), in what is left of its deadline. */
+  async #resend<T> (call: () => Promise<T>, client: RedisClient, leftMs: number): Promise<T> {
+    if (client instanceof Cluster) {
+      await Promise.race([
+        new Promise<void>((resolve) => { client.refreshSlotsCache(() => { resolve() }) }),
+        sleep(leftMs)
+      ])
+    }
+    return await this.#runConnecting(call, client, leftMs, false)
   }
 
   #timedOut (): StoreUnavailableError {
@@ -179,10 +198,11 @@ export class RedisStore implements Store {
   }
 
   /** A call that first waits for the connection (or a Cluster's masters), within the same deadline. */
-  async #runConnecting<T> (call: () => Promise<T>, client: RedisClient): Promise<T> {
+  async #runConnecting<T> (call: () => Promise<T>, client: RedisClient, timeoutMs: number, resendable: boolean): Promise<T> {
+    const startedAt = Date.now()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(this.#timedOut()), this.#timeoutMs)
+      timer = setTimeout(() => reject(this.#timedOut()), timeoutMs)
     })
     try {
       if (client.status !== 'ready') await Promise.race([this.#whenConnected(client), deadline])
@@ -190,6 +210,8 @@ export class RedisStore implements Store {
       if (connecting !== undefined) await Promise.race([connecting, deadline])
       return await Promise.race([call(), deadline])
     } catch (error) {
+      const leftMs = startedAt + timeoutMs - Date.now()
+      if (resendable && leftMs > 0 && isResendable(error, true)) return await this.#resend(call, client, leftMs)
       throw storeError(error)
     } finally {
       clearTimeout(timer)
@@ -266,7 +288,7 @@ export class RedisStore implements Store {
   }
 
   async get (sessionId: string, names: string[]): Promise<Array<StoredAttribute | null>> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'get', this.#limits.sessionIdleTtlMs, ...names))
+    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'get', this.#limits.sessionIdleTtlMs, ...names), this.redis, true)
     return names.map((name, index) => {
       const record = reply[index]
       return typeof record === 'string' ? parseRecord(name, record) : null
@@ -274,7 +296,7 @@ export class RedisStore implements Store {
   }
 
   async exists (sessionId: string, names: string[]): Promise<boolean[]> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'exists', this.#limits.sessionIdleTtlMs, ...names))
+    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'exists', this.#limits.sessionIdleTtlMs, ...names), this.redis, true)
     return names.map((_, index) => reply[index] === 1)
   }
 
@@ -289,7 +311,7 @@ export class RedisStore implements Store {
   }
 
   async names (sessionId: string): Promise<string[]> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'names', this.#limits.sessionIdleTtlMs))
+    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'names', this.#limits.sessionIdleTtlMs), this.redis, true)
     return (reply as string[]).sort(compareNames)
   }
 
@@ -305,7 +327,7 @@ export class RedisStore implements Store {
   }
 
   async admitSession (userId: string, issuedAtMs: number | null): Promise<void> {
-    const endedAt = await this.#run(async () => await this.redis.get(this.userKeysOf(userId)[1]))
+    const endedAt = await this.#run(async () => await this.redis.get(this.userKeysOf(userId)[1]), this.redis, true)
     if (endedAt !== null && (issuedAtMs === null || issuedAtMs <= Number(endedAt))) throw new SessionEndedError()
   }
 
@@ -315,7 +337,7 @@ export class RedisStore implements Store {
   }
 
   async isSessionEnded (sessionId: string): Promise<boolean> {
-    return await this.#run(async () => await this.redis.exists(this.keysOf(sessionId)[3])) === 1
+    return await this.#run(async () => await this.redis.exists(this.keysOf(sessionId)[3]), this.redis, true) === 1
   }
 
   async rememberOnce (id: string, untilMs: number): Promise<boolean> {
@@ -367,6 +389,17 @@ function storeError (error: unknown): unknown {
   if (error instanceof Error && error.name === 'ReplyError' && error.message.startsWith('OOM')) return new StoreFullError(error)
   if (error instanceof StoreUnavailableError || !isUnavailable(error)) return error
   return new StoreUnavailableError(error)
+}
+
+// Replies and client errors that say the command did not run, so it may be sent again.
+const NOT_RUN_REPLY = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/
+const NOT_WRITTEN = 'Stream isn\'t writeable and enableOfflineQueue options is false'
+const CONNECTION_CLOSED = 'Connection is closed.'
+
+function isResendable (error: unknown, read: boolean): boolean {
+  if (!(error instanceof Error)) return false
+  if (error.name === 'ReplyError') return NOT_RUN_REPLY.test(error.message)
+  return error.message === NOT_WRITTEN || (read && error.message === CONNECTION_CLOSED)
 }
 
 function isEndedReply (error: unknown): boolean {

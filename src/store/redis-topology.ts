@@ -34,7 +34,7 @@ export interface RedisConnectionOptions {
 
 export type RedisClient = Redis | Cluster
 
-/** How often a Cluster client reloads the slot map without being asked to (ms). */
+/** How often a Cluster client reloads the slot map without being asked to (ms), by default. */
 export const CLUSTER_SLOTS_REFRESH_MS = 1000
 
 /** The options every data-node connection gets, whatever the topology. */
@@ -122,7 +122,7 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
     // The slot map is otherwise refreshed only when a command meets MOVED or a dead node, so an
     // instance that sat idle through a failover would send its first requests to the old
     // master and answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's
-    // map at most that old, busy or idle (D42).
+    // map at most that old, busy or idle (D42; REDIS_CLUSTER_SLOTS_REFRESH_MS).
     slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
     // Node addresses come from CLUSTER SLOTS as IPs; with TLS the certificate names the
     // host, so keep it as given (no DNS round trip, SNI from the seed host).

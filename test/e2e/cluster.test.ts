@@ -56,9 +56,13 @@ describe('the service on a Redis Cluster', () => {
 
   test('a master killed under load: its replica is promoted and the service serves again without a restart; an idle instance serves its first requests after it without an error', { timeout: 45_000 }, async (t) => {
     const { base } = await listen(t, clusterConfig())
-    // A second instance that served before the fault and sits idle through it, as one behind a
-    // load balancer may: nothing but its own slot refresh can tell it of the promotion.
+    // Two more instances that served before the fault and sit idle through it, as instances
+    // behind a load balancer may: one learns of the promotion from its periodic slot refresh,
+    // the other (refresh off) from its first requests, each sent once more after a slot
+    // refresh when it did not run.
     const idle = await listen(t, clusterConfig())
+    const idleWithoutRefresh = await listen(t, clusterConfig({ REDIS_CLUSTER_SLOTS_REFRESH_MS: 0 }))
+    for (const instance of [base, idle.base, idleWithoutRefresh.base]) await untilReady(instance)
     const all = await sessions(30)
     // The victim is the master of the first session's slot, so some sessions surely fail over.
     const slot = slotOf(all[0]!.id)
@@ -68,7 +72,9 @@ describe('the service on a Redis Cluster', () => {
     const affected = new Set(all.map((session, index) => portOf(slotOf(session.id)) === victim ? index : -1).filter((index) => index >= 0))
     assert.ok(affected.size > 0 && affected.size < all.length)
     for (const { ust } of all) assertOk(await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name: 'kept', value: 1 } }), 'PUT before the fault')
-    for (const { ust } of all) assertOk(await call(idle.base, 'GET', `${P}?current_app=CRM&name=kept`, { ust }), 'GET through the idle instance before the fault')
+    for (const { ust } of all) {
+      for (const instance of [idle, idleWithoutRefresh]) assertOk(await call(instance.base, 'GET', `${P}?current_app=CRM&name=kept`, { ust }), 'GET through an idle instance before the fault')
+    }
 
     const load = steadyLoad(base, all)
     await sleep(500)
@@ -93,5 +99,6 @@ describe('the service on a Redis Cluster', () => {
     assert.equal(assertOk(await call(base, 'GET', '/readyz')).store, 'redis')
 
     await checkIdleInstance(t, idle.base, all)
+    await checkIdleInstance(t, idleWithoutRefresh.base, all)
   })
 })
