@@ -1,4 +1,5 @@
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { createRequire } from 'node:module'
+import { Cluster, Redis, type AbstractConnector, type ClusterOptions, type RedisOptions } from 'ioredis'
 
 // How the Redis store reaches Redis: one server by URL, a Redis Cluster by its seed nodes, or a
 // Sentinel-managed primary. Every topology gets the same failure semantics as the standalone
@@ -36,6 +37,21 @@ export type RedisClient = Redis | Cluster
 
 /** How often a Cluster client reloads the slot map without being asked to (ms), by default. */
 export const CLUSTER_SLOTS_REFRESH_MS = 1000
+
+// ioredis listens for a socket's errors with once(): a socket that emits a second error (seen
+// under load with TLS, a handshake cut short by the connect timeout) crashed the process as an
+// unhandled 'error' event. Every socket of a data-node connection keeps a listener for good;
+// ioredis still acts on the first error and on 'close', as before (D46).
+type ConnectorConstructor = NonNullable<RedisOptions['Connector']>
+const { default: StandaloneConnector } = createRequire(import.meta.url)('ioredis/built/connectors/StandaloneConnector.js') as { default: ConnectorConstructor }
+
+export const ErrorSafeConnector: ConnectorConstructor = class extends StandaloneConnector {
+  async connect (...args: Parameters<AbstractConnector['connect']>): ReturnType<AbstractConnector['connect']> {
+    const stream = await StandaloneConnector.prototype.connect.apply(this, args)
+    stream.on('error', () => {})
+    return stream
+  }
+}
 
 /** The options every data-node connection gets, whatever the topology. */
 function nodeOptions (options: RedisConnectionOptions): RedisOptions {
@@ -76,7 +92,7 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
   const node = nodeOptions(options)
   if (topology.kind === 'standalone') {
     // URL first: ioredis lets the URL's credentials and TLS scheme win over the options.
-    return new Redis(topology.url, { ...node, enableAutoPipelining: true, ...options.redisOptions })
+    return new Redis(topology.url, { ...node, Connector: ErrorSafeConnector, enableAutoPipelining: true, ...options.redisOptions })
   }
   if (topology.kind === 'sentinel') {
     return new Redis({
@@ -104,7 +120,7 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
     // Node connections: ioredis itself never reconnects them (a lost node is replaced after
     // a MOVED reply or a slot refresh) and keeps an offline queue only until a new node's
     // first connection is up.
-    redisOptions: { ...node, ...options.redisOptions },
+    redisOptions: { ...node, Connector: ErrorSafeConnector, ...options.redisOptions },
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     lazyConnect: true,
