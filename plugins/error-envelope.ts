@@ -1,0 +1,145 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from '../src/errors.ts'
+import { randomHex } from '../src/random-pool.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set with every error envelope: its first sub_status code. */
+    errorCode: ErrorCode | null
+  }
+}
+
+export interface ErrorEnvelope {
+  cid: string
+  status: 'error'
+  sub_status: ErrorCode[]
+  message: string
+  details?: ErrorDetail[]
+}
+
+/** The body of every error answer, whichever path answers it. */
+export function envelope (cid: string, subStatus: ErrorCode[], message: string, details?: ErrorDetail[]): ErrorEnvelope {
+  return { cid, status: 'error', sub_status: subStatus, message, ...(details !== undefined ? { details } : {}) }
+}
+
+/** A request's correlation id: the `cid` of its envelope and its `x-cid` header. */
+export const newCid = (): string => randomHex(12)
+
+/** Sends an error envelope through Fastify (so onSend adds x-cid and the metrics see the code). */
+function sendEnvelope (request: FastifyRequest, reply: FastifyReply, status: number, subStatus: ErrorCode[], message: string, details?: ErrorDetail[]): FastifyReply {
+  request.errorCode = subStatus[0]!
+  return reply.status(status).send(envelope(request.id, subStatus, message, details))
+}
+
+interface ValidationIssue {
+  keyword: string
+  instancePath: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+function validationDetails (issues: ValidationIssue[]): { code: ErrorCode, details: ErrorDetail[] } {
+  const code: ErrorCode = issues.some((issue) => issue.keyword === 'required') ? 'E008003' : 'E008002'
+  // One detail per field: a union reports each branch, which reads better joined with "or".
+  const byPath = new Map<string, string[]>()
+  for (const issue of issues) {
+    let path = issue.instancePath
+    let message = issue.message ?? 'is invalid'
+    if (issue.keyword === 'required') {
+      path = `${path}/${String(issue.params.missingProperty)}`
+      message = 'is required'
+    } else if (issue.keyword === 'additionalProperties') {
+      path = `${path}/${String(issue.params.additionalProperty)}`
+      message = 'is not a known field'
+    } else if (issue.keyword === 'anyOf' && byPath.has(path)) {
+      continue
+    }
+    const messages = byPath.get(path) ?? []
+    if (!messages.includes(message)) messages.push(message)
+    byPath.set(path, messages)
+  }
+  return { code, details: [...byPath].map(([path, messages]) => ({ path, message: messages.join(' or ') })) }
+}
+
+// Fastify's own client errors, mapped to our codes. Anything 4xx not listed is E008002.
+const FASTIFY_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'E008001',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'E011001',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'E008003'
+}
+
+/** Requests Node's HTTP parser refuses (oversized headers, malformed HTTP) never reach Fastify; they get an envelope all the same. */
+export function clientErrorHandler (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code]: [number, ErrorCode] = error.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'E011001']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'E008002'] : [400, 'E008002']
+  const cid = newCid()
+  const body = JSON.stringify(envelope(cid, [code], STATUS_CODES[status]!))
+  this.log.info({ cid, sub_status: code, reason: error.code }, 'request rejected by the HTTP parser')
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nx-cid: ${cid}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(error)
+}
+
+/** Errors raised before routing (a URL that is not valid percent-encoding): neither the error handler nor onSend sees them. */
+export function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const badUrl = error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+  const code: ErrorCode = badUrl ? 'E008002' : 'E008004'
+  request.log.info({ sub_status: code, reason: error.code }, 'request rejected')
+  reply.header('x-cid', request.id).header('cache-control', 'no-store')
+  sendEnvelope(request, reply, badUrl ? 400 : 500, [code], badUrl ? 'The URL is not valid' : ERROR_CATALOG.E008004.message)
+}
+
+/** The status, codes and message of any error a request can end with. */
+function classify (error: FastifyError | AppError): { status: number, subStatus: ErrorCode[], message: string, details?: ErrorDetail[] } {
+  if (isAppError(error)) {
+    return { status: error.statusCode, subStatus: error.subStatus, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) }
+  }
+  if (error.validation !== undefined) {
+    const { code, details } = validationDetails(error.validation as ValidationIssue[])
+    return { status: 400, subStatus: [code], message: ERROR_CATALOG[code].message, details }
+  }
+  const known = Object.hasOwn(FASTIFY_ERRORS, error.code) ? FASTIFY_ERRORS[error.code] : undefined
+  if (known !== undefined) return { status: error.statusCode ?? ERROR_CATALOG[known].status, subStatus: [known], message: error.message }
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return { status: 400, subStatus: ['E008002'], message: error.message }
+  }
+  return { status: 500, subStatus: ['E008004'], message: ERROR_CATALOG.E008004.message }
+}
+
+/**
+ * Every error answer of the service is the `{cid, status: "error", sub_status, message}`
+ * envelope: errors thrown by handlers and hooks, validation, unknown routes and methods,
+ * and (through `clientErrorHandler` and `frameworkErrors`, Fastify options) what fails
+ * before routing.
+ */
+export default fp(async (fastify) => {
+  fastify.decorateRequest('errorCode', null)
+
+  fastify.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+    const { status, subStatus, message, details } = classify(error)
+    const code = subStatus[0]!
+    if (status >= 500) request.log.error({ err: error, sub_status: code }, 'request failed')
+    else request.log.info({ sub_status: code, reason: message }, 'request rejected')
+    if (code === 'E011003') reply.header('retry-after', '1')
+    // Undefined, not null, on routes of plugins registered before the audit plugin (Swagger UI).
+    if (request.audit != null) request.audit.sub_status = code
+    return sendEnvelope(request, reply, status, subStatus, message, details)
+  })
+
+  const knownPaths = new Set<string>()
+  fastify.addHook('onRoute', (route) => {
+    knownPaths.add(route.url.replace(/\/+$/, ''))
+  })
+  fastify.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!.replace(/\/+$/, '')
+    const knownPath = knownPaths.has(path)
+    return sendEnvelope(request, reply, knownPath ? 405 : 404, ['E008001'], knownPath ? `Method ${request.method} is not allowed here` : 'Unknown route')
+  })
+}, { name: 'error-envelope' })
