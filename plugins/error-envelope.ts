@@ -133,13 +133,18 @@ export default fp(async (fastify) => {
     return sendEnvelope(request, reply, status, subStatus, message, details)
   })
 
-  const knownPaths = new Set<string>()
+  // The methods each path serves, for the Allow header of a 405 (RFC 9110 §15.5.6).
+  const methodsByPath = new Map<string, Set<string>>()
   fastify.addHook('onRoute', (route) => {
-    knownPaths.add(route.url.replace(/\/+$/, ''))
+    const path = route.url.replace(/\/+$/, '')
+    const methods = methodsByPath.get(path) ?? new Set<string>()
+    for (const method of [route.method].flat()) methods.add(method)
+    methodsByPath.set(path, methods)
   })
   fastify.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0]!.replace(/\/+$/, '')
-    const knownPath = knownPaths.has(path)
-    return sendEnvelope(request, reply, knownPath ? 405 : 404, ['E008001'], knownPath ? `Method ${request.method} is not allowed here` : 'Unknown route')
+    const methods = methodsByPath.get(request.url.split('?')[0]!.replace(/\/+$/, ''))
+    if (methods === undefined) return sendEnvelope(request, reply, 404, ['E008001'], 'Unknown route')
+    reply.header('allow', [...methods].sort().join(', '))
+    return sendEnvelope(request, reply, 405, ['E008001'], `Method ${request.method} is not allowed here`)
   })
 }, { name: 'error-envelope' })
