@@ -96,6 +96,28 @@ export function frameworkErrors (error: FastifyError, request: FastifyRequest, r
   sendEnvelope(request, reply, badUrl ? 400 : 500, [code], badUrl ? 'The URL is not valid' : ERROR_CATALOG.E008004.message)
 }
 
+// RFC 6750 §3: a 401 names the scheme and realm; the error attributes only when a token was
+// given and refused (§3.1: none when the request carried no credentials of this scheme).
+const REALM = 'Bearer realm="sso-attrs"'
+// error_description allows printable ASCII but `"` and `\` (RFC 6750 §3).
+const NOT_IN_QUOTED_DESCRIPTION = /[^\x20\x21\x23-\x5b\x5d-\x7e]/g
+
+function hasUst (input: unknown): boolean {
+  return typeof input === 'object' && input !== null && Object.hasOwn(input, 'current_ust')
+}
+
+/** Whether the request presented a UST: a Bearer Authorization header, well formed or not, or a current_ust field. */
+function presentsToken (request: FastifyRequest): boolean {
+  const authorization = request.headers.authorization
+  if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) return true
+  return hasUst(request.body) || hasUst(request.query)
+}
+
+export function bearerChallenge (tokenRejected: boolean, description: string): string {
+  if (!tokenRejected) return REALM
+  return `${REALM}, error="invalid_token", error_description="${description.replaceAll('"', '\'').replace(NOT_IN_QUOTED_DESCRIPTION, '')}"`
+}
+
 /** The status, codes and message of any error a request can end with. */
 function classify (error: FastifyError | AppError): { status: number, subStatus: ErrorCode[], message: string, details?: ErrorDetail[] } {
   if (isAppError(error)) {
@@ -128,6 +150,7 @@ export default fp(async (fastify) => {
     if (status >= 500) request.log.error({ err: error, sub_status: code }, 'request failed')
     else request.log.info({ sub_status: code, reason: message }, 'request rejected')
     if (code === 'E011003') reply.header('retry-after', '1')
+    else if (status === 401) reply.header('www-authenticate', bearerChallenge(presentsToken(request), message))
     // Undefined, not null, on routes of plugins registered before the audit plugin (Swagger UI).
     if (request.audit != null) request.audit.sub_status = code
     return sendEnvelope(request, reply, status, subStatus, message, details)

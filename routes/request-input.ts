@@ -73,8 +73,9 @@ export async function authorize (fastify: FastifyInstance, request: FastifyReque
 }
 
 export function accessRequest (fields: Fields): AccessRequest {
+  // Authentication comes first: a request without a UST is 401 whatever else it lacks.
+  if (fields.current_ust === undefined) throw new AppError('E007001', 'A UST is required: Authorization: Bearer <ust>, or current_ust')
   if (fields.current_app === undefined) throw missingInput('/current_app', 'current_app is required')
-  if (fields.current_ust === undefined) throw missingInput('/current_ust', 'current_ust is required (or Authorization: Bearer <ust>)')
   return {
     currentApp: fields.current_app as string,
     currentUst: fields.current_ust as string,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { LightMyRequestResponse } from 'fastify'
-import { build } from '../helper.ts'
+import { build, mintUst } from '../helper.ts'
 
 type Method = 'DELETE' | 'GET' | 'PATCH' | 'POST' | 'PUT'
 const METHODS: Method[] = ['DELETE', 'GET', 'PATCH', 'POST', 'PUT']
@@ -56,5 +56,63 @@ describe('405: the Allow header names the methods the path serves (RFC 9110 §15
     const unknown = await app.inject({ method: 'GET', url: '/sso/session/attrs' })
     assertEnvelope(unknown, 404, 'E008001')
     assert.equal(unknown.headers.allow, undefined)
+  })
+})
+
+// RFC 6750 §3: auth-param values are quoted strings of printable ASCII without `"` and `\`.
+const CHALLENGE_WITH_ERROR = /^Bearer realm="sso-attrs", error="invalid_token", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]+"$/
+
+describe('401: every one carries WWW-Authenticate: Bearer (RFC 6750 §3)', () => {
+  test('no token on DELETE /sso/session (both prefixes): 401 E007001, the realm and no error attribute', async (t) => {
+    const app = await build(t)
+    for (const url of ['/sso/session', '/zato/sso/session']) {
+      for (const payload of [{ current_app: 'CRM' }, {}]) {
+        const reply = await app.inject({ method: 'DELETE', url, payload })
+        assertEnvelope(reply, 401, 'E007001')
+        assert.equal(reply.headers['www-authenticate'], 'Bearer realm="sso-attrs"', url)
+      }
+    }
+  })
+
+  test('a malformed Bearer header, two Authorization headers, an unknown token, an ended session: invalid_token', async (t) => {
+    const app = await build(t)
+    const ust = await mintUst()
+    const ended = await app.inject({ method: 'DELETE', url: '/sso/session', headers: { authorization: `Bearer ${ust}` }, payload: { current_app: 'CRM' } })
+    assert.equal(ended.statusCode, 200, ended.body)
+    const other = await mintUst()
+    const requests: Array<[string, Record<string, string | string[]>, string | undefined]> = [
+      ['malformed', { authorization: 'Bearer two words' }, 'Authorization must be \'Bearer <ust>\''],
+      ['empty', { authorization: 'Bearer' }, undefined],
+      ['repeated', { authorization: [`Bearer ${other}`, `Bearer ${other}`] }, 'Give one Authorization header'],
+      ['garbage', { authorization: 'Bearer garbage' }, undefined],
+      ['ended', { authorization: `Bearer ${ust}` }, 'Session has ended']
+    ]
+    for (const [label, headers, description] of requests) {
+      const reply = await app.inject({ method: 'GET', url: '/sso/session/attr/names?current_app=CRM', headers })
+      const body = assertEnvelope(reply, 401, 'E007001')
+      const challenge = String(reply.headers['www-authenticate'])
+      assert.match(challenge, CHALLENGE_WITH_ERROR, label)
+      if (description !== undefined) assert.ok(challenge.endsWith(`error_description="${description}"`), `${label}: ${challenge}`)
+      assert.ok(!challenge.includes(ust) && !challenge.includes(other), 'the token is not echoed')
+      if (description !== undefined) assert.equal(body.message.replaceAll('"', '\''), description)
+    }
+  })
+
+  test('a current_ust field that does not verify is a token given: invalid_token', async (t) => {
+    const app = await build(t)
+    const forged = await mintUst({ secret: 'another-secret-that-is-at-least-32-bytes!!' })
+    const reply = await app.inject({ method: 'GET', url: '/sso/session/attr/names', payload: { current_app: 'CRM', current_ust: forged } })
+    assertEnvelope(reply, 401, 'E007001')
+    assert.match(String(reply.headers['www-authenticate']), CHALLENGE_WITH_ERROR)
+  })
+
+  test('answers other than 401 carry no challenge', async (t) => {
+    const app = await build(t)
+    const ust = await mintUst()
+    const forbidden = await app.inject({ method: 'GET', url: '/sso/session/attr/names?current_app=Nope', headers: { authorization: `Bearer ${ust}` } })
+    assertEnvelope(forbidden, 403, 'E004001')
+    const missingApp = await app.inject({ method: 'GET', url: '/sso/session/attr/names', headers: { authorization: `Bearer ${ust}` } })
+    assertEnvelope(missingApp, 400, 'E008003')
+    for (const reply of [forbidden, missingApp]) assert.equal(reply.headers['www-authenticate'], undefined)
   })
 })
