@@ -156,6 +156,22 @@ export default fp(async (fastify) => {
     return sendEnvelope(request, reply, status, subStatus, message, details)
   })
 
+  // Fastify stops routing only new connections once close() starts: a request on a kept-alive
+  // connection (or pipelined) still arrives. It gets our 503 and the connection closes after it.
+  let draining = false
+  fastify.addHook('preClose', (done) => {
+    draining = true
+    done()
+  })
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    if (!draining) {
+      done()
+      return
+    }
+    reply.header('connection', 'close')
+    done(new AppError('E011003', 'The service is shutting down; retry on another instance'))
+  })
+
   // The methods each path serves, for the Allow header of a 405 (RFC 9110 §15.5.6).
   const methodsByPath = new Map<string, Set<string>>()
   fastify.addHook('onRoute', (route) => {

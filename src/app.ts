@@ -92,7 +92,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     bodyLimit: config.SSO_BODY_LIMIT,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Our 503 envelope instead (plugins/error-envelope.ts).
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
     // X-Forwarded-For is believed only from these addresses: request.ip is the client's.
     trustProxy: trustedProxies(config),
@@ -113,10 +114,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     done(null, payload)
   })
 
-  // First, so that its onRoute hook sees every route (405 answers name the methods a path serves).
-  await app.register(errorEnvelopePlugin)
   // Headers for a JSON API: nothing may frame, embed or run a response (Swagger UI sets its own CSP).
   await app.register(securityHeadersPlugin, API_SECURITY_HEADERS)
+  // Before any route, so that its onRoute hook sees them all (405 answers name the methods a path serves).
+  await app.register(errorEnvelopePlugin)
   await app.register(swaggerPlugin)
   await app.register(storePlugin, { settings, store: options.store })
   await app.register(metricsPlugin, { settings })
