@@ -64,6 +64,8 @@ function validationDetails (issues: ValidationIssue[]): { code: ErrorCode, detai
   return { code, details: [...byPath].map(([path, messages]) => ({ path, message: messages.join(' or ') })) }
 }
 
+const LENGTH_KEYWORDS: ReadonlySet<string> = new Set(['minLength', 'maxLength'])
+
 // Fastify's own client errors, mapped to our codes. Anything 4xx not listed is E008002.
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'E008001',
@@ -124,7 +126,12 @@ function classify (error: FastifyError | AppError): { status: number, subStatus:
     return { status: error.statusCode, subStatus: error.subStatus, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) }
   }
   if (error.validation !== undefined) {
-    const { code, details } = validationDetails(error.validation as ValidationIssue[])
+    const issues = error.validation as ValidationIssue[]
+    // An empty or overlong current_ust is a token that cannot verify: 401, as a malformed bearer is.
+    if (issues.length > 0 && issues.every((issue) => issue.instancePath === '/current_ust' && LENGTH_KEYWORDS.has(issue.keyword))) {
+      return { status: 401, subStatus: ['E007001'], message: 'current_ust is not a UST' }
+    }
+    const { code, details } = validationDetails(issues)
     return { status: 400, subStatus: [code], message: ERROR_CATALOG[code].message, details }
   }
   const known = Object.hasOwn(FASTIFY_ERRORS, error.code) ? FASTIFY_ERRORS[error.code] : undefined

@@ -106,6 +106,20 @@ describe('401: every one carries WWW-Authenticate: Bearer (RFC 6750 §3)', () =>
     assert.match(String(reply.headers['www-authenticate']), CHALLENGE_WITH_ERROR)
   })
 
+  test('an empty or overlong current_ust is 401 invalid_token like a malformed bearer; one of the wrong type is 400', async (t) => {
+    const app = await build(t)
+    for (const currentUst of ['', 'x'.repeat(8193)]) {
+      for (const url of ['/sso/session/attr/names', '/zato/sso/session']) {
+        const reply = await app.inject({ method: url.endsWith('names') ? 'GET' : 'DELETE', url, payload: { current_app: 'CRM', current_ust: currentUst } })
+        assertEnvelope(reply, 401, 'E007001')
+        assert.equal(reply.headers['www-authenticate'], 'Bearer realm="sso-attrs", error="invalid_token", error_description="current_ust is not a UST"')
+      }
+    }
+    const typed = await app.inject({ method: 'GET', url: '/sso/session/attr/names', payload: { current_app: 'CRM', current_ust: 7 } })
+    assertEnvelope(typed, 400, 'E008002')
+    assert.equal(typed.headers['www-authenticate'], undefined)
+  })
+
   test('answers other than 401 carry no challenge', async (t) => {
     const app = await build(t)
     const ust = await mintUst()
