@@ -115,7 +115,7 @@ function presentsToken (request: FastifyRequest): boolean {
   return hasUst(request.body) || hasUst(request.query)
 }
 
-export function bearerChallenge (tokenRejected: boolean, description: string): string {
+function bearerChallenge (tokenRejected: boolean, description: string): string {
   if (!tokenRejected) return REALM
   return `${REALM}, error="invalid_token", error_description="${description.replaceAll('"', '\'').replace(NOT_IN_QUOTED_DESCRIPTION, '')}"`
 }
@@ -163,7 +163,7 @@ export default fp(async (fastify) => {
     return sendEnvelope(request, reply, status, subStatus, message, details)
   })
 
-  // Fastify stops routing only new connections once close() starts: a request on a kept-alive
+  // Once close() starts the server accepts no new connection, but a request on a kept-alive
   // connection (or pipelined) still arrives. It gets our 503 and the connection closes after it.
   let draining = false
   fastify.addHook('preClose', (done) => {
