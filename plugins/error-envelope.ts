@@ -73,6 +73,8 @@ const FASTIFY_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'E008003'
 }
 
+const CLIENT_ERROR_LINGER_MS = 2000
+
 /** Requests Node's HTTP parser refuses (oversized headers, malformed HTTP) never reach Fastify; they get an envelope all the same. */
 export function clientErrorHandler (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
@@ -82,11 +84,18 @@ export function clientErrorHandler (this: FastifyInstance, error: NodeJS.ErrnoEx
   const cid = newCid()
   const body = JSON.stringify(envelope(cid, [code], STATUS_CODES[status]!))
   this.log.info({ cid, sub_status: code, reason: error.code }, 'request rejected by the HTTP parser')
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nx-cid: ${cid}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`)
+  if (!socket.writable) {
+    socket.destroy(error)
+    return
   }
-  socket.destroy(error)
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nx-cid: ${cid}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`)
+  // A lingering close: the client may still be sending (the rest of an oversized header), and
+  // closing with unread bytes makes the kernel reset the connection, which can destroy the
+  // answer before the client reads it. Read and drop the rest for a moment, then close.
+  socket.on('data', () => {})
+  socket.resume()
+  setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref()
 }
 
 /** Errors raised before routing (a URL that is not valid percent-encoding): neither the error handler nor onSend sees them. */

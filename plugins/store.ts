@@ -3,7 +3,7 @@ import { parseHostPorts, type Config } from '../src/config.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
 import { RedisStore } from '../src/store/redis-store.ts'
-import type { RedisTopology } from '../src/store/redis-topology.ts'
+import { onEvictingPolicy, type RedisTopology } from '../src/store/redis-topology.ts'
 import type { Store } from '../src/store/types.ts'
 
 declare module 'fastify' {
@@ -45,6 +45,11 @@ export function redisTopology (config: Config): RedisTopology {
 
 export default fp<{ settings: Settings, store?: Store | undefined }>(async (fastify, options) => {
   const store = options.store ?? createStore(options.settings)
+  if (store instanceof RedisStore) {
+    onEvictingPolicy(store.redis, (node, policy) => {
+      fastify.log.warn({ node, policy }, `Redis at ${node} has maxmemory-policy ${policy}: when it is full it evicts keys, and attributes vanish without an error. Set maxmemory-policy noeviction (docs/SCALING.md)`)
+    })
+  }
   fastify.decorate('store', store)
   fastify.addHook('onClose', async () => await store.close())
 }, { name: 'store' })

@@ -6,13 +6,13 @@ import { isoTime, type NameSpec, type ReadAttribute } from '../src/attribute-ser
 // them cost a batch of 20 about three times as much (D25).
 
 /** `{"cid":…,"status":"ok","result":{name: attribute, …}}`, in the schema's property order. */
-export function batchGetBody (cid: string, specs: NameSpec[], attributes: Array<ReadAttribute | null>): string {
+export function batchGetBody (cid: string, specs: NameSpec[], attributes: Array<ReadAttribute | null>, withSubStatus = false): string {
   let result = ''
   for (let index = 0; index < specs.length; index++) {
     const name = JSON.stringify(specs[index]!.name)
     result += `${index === 0 ? '' : ','}${name}:${attributeJson(name, attributes[index] ?? null)}`
   }
-  return `{"cid":${JSON.stringify(cid)},"status":"ok","result":{${result}}}`
+  return `{"cid":${JSON.stringify(cid)},"status":"ok",${withSubStatus ? '"sub_status":[],' : ''}"result":{${result}}}`
 }
 
 function attributeJson (nameJson: string, attribute: ReadAttribute | null): string {

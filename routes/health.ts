@@ -3,11 +3,15 @@ import { Type } from 'typebox'
 import { ErrorResponses, OkSchema } from '../src/schemas/common.ts'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Probed every few seconds (Docker, Kubernetes): request lines at info would drown the log.
+  // Warnings and errors still show, such as a 503 from /readyz.
   fastify.get('/healthz', {
+    logLevel: 'warn',
     schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', response: { 200: OkSchema } }
   }, async (request) => ({ cid: request.id, status: 'ok' as const }))
 
   fastify.get('/readyz', {
+    logLevel: 'warn',
     schema: {
       tags: ['health'],
       operationId: 'readiness',

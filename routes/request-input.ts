@@ -1,9 +1,10 @@
-import type { FastifyBodyParser, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBodyParser, FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Access, AccessRequest } from '../src/access.ts'
 import type { NameSpec } from '../src/attribute-service.ts'
 import { accessEntry, type AuditEntry, type AuditOperation } from '../src/audit.ts'
 import { bearerToken } from '../src/bearer-token.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
+import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
 
 // Turns an HTTP request into the fields of an attribute call: body and query string are
 // one namespace (a field given in both is an error), `current_ust` may come as a bearer token.
@@ -14,7 +15,8 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Fastify's JSON parser behind a strict UTF-8 decoding: invalid bytes are refused rather than
- * turned into U+FFFD, which would store an attribute under a name the client never sent.
+ * turned into U+FFFD, which would store an attribute under a name the client never sent. A key
+ * repeated in one object is refused too: JSON.parse would keep the last one silently.
  */
 export function strictJsonParser (fastify: FastifyInstance): FastifyBodyParser<Buffer> {
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
@@ -26,8 +28,87 @@ export function strictJsonParser (fastify: FastifyInstance): FastifyBodyParser<B
       done(invalidInput('', 'Body is not valid UTF-8'), undefined)
       return
     }
-    parseJson(request, text, done)
+    parseJson(request, text, (error, parsed) => {
+      if (error !== null) {
+        done(error, undefined)
+        return
+      }
+      const duplicate = duplicateKeyPointer(text)
+      if (duplicate === null) done(null, parsed)
+      else done(invalidInput(duplicate, 'Duplicate key: give each key once'), undefined)
+    })
   }
+}
+
+/** Every input field of Zato 3.x's attribute services (one SimpleIO for every verb, `svc/attr.py`). */
+export const ZATO_INPUT_FIELDS = [
+  'current_app', 'current_ust', 'target_ust', 'ust', 'user_id', 'name', 'value', 'data', 'decrypt', 'serialize_dt', 'expiration', 'encrypt'
+] as const
+/** Fields of a `data` item that Zato read besides name, value, expiration and encrypt. */
+export const ZATO_ITEM_FIELDS = ['user_id'] as const
+const ZATO_BOOLEANS = new Map([['true', true], ['false', false]])
+
+interface ObjectSchema {
+  properties?: Record<string, { type?: unknown, items?: ObjectSchema }>
+}
+
+/**
+ * What a Zato-prefixed route does to a parsed body before validation, as Zato's SimpleIO did:
+ * the Zato fields the route's body schema does not declare are dropped (Zato accepted and
+ * ignored them), and `"true"`/`"false"` become booleans where the schema wants a boolean.
+ * Null when there is nothing to do. Computed once per route from its schema, so a route that
+ * declares a field (user attributes declare `user_id`) keeps it.
+ */
+export function zatoBodyLeniency (bodySchema: ObjectSchema | undefined): ((body: Fields) => void) | null {
+  const properties = bodySchema?.properties
+  if (properties === undefined) return null
+  const ignored = ZATO_INPUT_FIELDS.filter((field) => !Object.hasOwn(properties, field))
+  const booleans = Object.keys(properties).filter((field) => properties[field]!.type === 'boolean')
+  const itemProperties = properties.data?.items?.properties
+  const ignoredInItems = itemProperties === undefined ? [] : ZATO_ITEM_FIELDS.filter((field) => !Object.hasOwn(itemProperties, field))
+  return (body) => {
+    for (const field of ignored) delete body[field]
+    for (const field of booleans) {
+      const value = body[field]
+      if (typeof value === 'string') {
+        const boolean = ZATO_BOOLEANS.get(value.toLowerCase())
+        if (boolean !== undefined) body[field] = boolean
+      }
+    }
+    if (ignoredInItems.length > 0 && Array.isArray(body.data)) {
+      for (const item of body.data as unknown[]) {
+        if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
+          for (const field of ignoredInItems) delete (item as Fields)[field]
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Zato 3.x's transport, for the routes of a `/zato/...` scope: a body is JSON whatever its
+ * content type says (none, text/plain, a form: what Zato's RESTClient, `requests` with a string
+ * body, `curl -d` and `fetch` with a string send), parsed as strictly as application/json; each
+ * route then applies zatoBodyLeniency; success envelopes carry `sub_status: []` as Zato's did.
+ * No cookie or other ambient credential is ever read, so a browser's cross-site "simple"
+ * request gains nothing from this (docs/SECURITY.md).
+ */
+export function zatoTransport (fastify: FastifyInstance): void {
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, strictJsonParser(fastify))
+  fastify.addHook('onRoute', (route) => {
+    const leniency = zatoBodyLeniency(route.schema?.body as ObjectSchema | undefined)
+    if (leniency === null) return
+    const hook: preValidationHookHandler = (request, _reply, done) => {
+      if (typeof request.body === 'object' && request.body !== null && !Array.isArray(request.body)) leniency(request.body as Fields)
+      done()
+    }
+    const existing = route.preValidation
+    route.preValidation = existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook]
+  })
+  fastify.addHook('preSerialization', (_request, _reply, payload, done) => {
+    if (typeof payload === 'object' && payload !== null && (payload as Fields).status === 'ok') (payload as Fields).sub_status = []
+    done(null, payload)
+  })
 }
 
 export function mergedFields (request: FastifyRequest): Fields {

@@ -11,10 +11,10 @@ import {
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
 import { batchGetBody } from './attribute-json.ts'
-import { authorize, byName, formOf, nameSpecs, strictJsonParser, type Fields } from './request-input.ts'
+import { authorize, byName, formOf, nameSpecs, zatoTransport, type Fields } from './request-input.ts'
 
 export interface SessionAttrRoutesOptions {
-  /** Served under the Zato 3.x path: also accepts JSON sent as a form (curl -d). */
+  /** Served under the Zato 3.x path: Zato's transport (any content type, ignored fields, `sub_status: []`). */
   zatoCompat: boolean
 }
 
@@ -59,10 +59,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
   const operationId = (name: string) => (options.zatoCompat ? `zato${name[0]!.toUpperCase()}${name.slice(1)}` : name)
   const alias = options.zatoCompat ? ' (Zato 3.x path)' : ''
 
-  if (options.zatoCompat) {
-    // Zato's documented examples send JSON with `curl -d`, i.e. as a form content type.
-    fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, strictJsonParser(fastify))
-  }
+  if (options.zatoCompat) zatoTransport(fastify)
 
   // GET and DELETE may come with no body at all: treat that as an empty one, so the body
   // schema (which allows every field to be absent) validates it.
@@ -123,7 +120,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
     const decrypt = fields.decrypt !== false
     if (batch) {
       fastify.attributes.checkBatch('/data', specs.length)
-      const body = batchGetBody(request.id, specs, await fastify.attributes.read(sessionId, specs, decrypt))
+      const body = batchGetBody(request.id, specs, await fastify.attributes.read(sessionId, specs, decrypt), options.zatoCompat)
       // A string with a JSON content type goes out as it is, without the schema's serializer;
       // the type provider types send() by the schema, whose JSON this body already is.
       return await reply.type(JSON_CONTENT_TYPE).send(body as unknown as Static<typeof GetResponses[200]>)

@@ -1,18 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { EndSessionBodySchema, EndSessionQuerySchema, EndSessionResponses } from '../src/schemas/session.ts'
-import { authorize, strictJsonParser } from './request-input.ts'
+import { authorize, zatoTransport } from './request-input.ts'
 
 export interface SessionRoutesOptions {
-  /** Served under the Zato 3.x path: also accepts JSON sent as a form (curl -d). */
+  /** Served under the Zato 3.x path: Zato's transport (any content type, ignored fields, `sub_status: []`). */
   zatoCompat: boolean
 }
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, {}]
 
 const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (fastify, options) => {
-  if (options.zatoCompat) {
-    fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, strictJsonParser(fastify))
-  }
+  if (options.zatoCompat) zatoTransport(fastify)
   fastify.addHook('preValidation', async (request) => {
     if (request.body === undefined || request.body === null) request.body = {}
   })

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { Redis } from 'ioredis'
 import { SignJWT } from 'jose'
+import { loadRedisFixture } from './bench/redis-fixture.ts'
 
 const HELP = `usage: npm run soak -- [--minutes N] [--sessions N] [--workers N] [--idle S]
 
@@ -48,21 +48,10 @@ const SECRET = randomBytes(32).toString('base64url')
 const ISSUER = 'https://soak.test'
 const P = '/sso/session/attr'
 
-interface RedisFixture {
-  readonly url: string
-  client: () => Redis
-  close: () => Promise<void>
-}
-interface RedisFixtureModule {
-  RedisServer: { start: () => Promise<RedisFixture> }
-  freePort: () => Promise<number>
-}
-
 const log = (line: string) => process.stdout.write(`${line}\n`)
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`
 
-// The fixture is imported at run time: the Docker build compiles scripts/ without test/.
-const { RedisServer, freePort } = await import(new URL('test/fixtures/redis.ts', `file://${ROOT}`).href) as RedisFixtureModule
+const { RedisServer, freePort } = await loadRedisFixture(ROOT)
 const redis = await RedisServer.start()
 const inspect = redis.client()
 const port = await freePort()

@@ -21,6 +21,7 @@ export const ERROR_CATALOG = {
   E011004: { status: 422, message: 'Value was encrypted with a key that is no longer configured' },
   E011006: { status: 422, message: 'Value does not decrypt: tampered, or not from this session and name' },
   E011003: { status: 503, message: 'Store unavailable' },
+  E011007: { status: 507, message: 'Store full: Redis has reached its memory limit; nothing was written' },
   E008001: { status: 404, message: 'Unknown route' },
   E008004: { status: 500, message: 'Internal error' }
 } as const
@@ -78,6 +79,15 @@ export class StoreUnavailableError extends AppError {
   constructor (cause?: unknown) {
     super('E011003')
     this.name = 'StoreUnavailableError'
+    if (cause !== undefined) this.cause = cause
+  }
+}
+
+/** Raised by stores when Redis is over its memory limit and refused a write whole; maps to 507. */
+export class StoreFullError extends AppError {
+  constructor (cause?: unknown) {
+    super('E011007')
+    this.name = 'StoreFullError'
     if (cause !== undefined) this.cause = cause
   }
 }

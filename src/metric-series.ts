@@ -19,8 +19,14 @@ type Labels<L extends string> = Readonly<Record<L, string>>
 abstract class LabeledMetric<L extends string, S> {
   readonly aggregator = 'sum' as const
   readonly #series = new Map<string, { labels: Labels<L>, series: S }>()
+  readonly name: string
+  readonly help: string
+  readonly labelNames: readonly L[]
 
-  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly L[], registry: Registry) {
+  constructor (name: string, help: string, labelNames: readonly L[], registry: Registry) {
+    this.name = name
+    this.help = help
+    this.labelNames = labelNames
     // prom-client types registerMetric for its own classes; the registry only calls name, get() and type.
     registry.registerMetric(this as unknown as Metric)
   }
@@ -78,8 +84,10 @@ export class HistogramSeries {
   readonly counts: Float64Array
   sum = 0
   count = 0
+  readonly bounds: readonly number[]
 
-  constructor (readonly bounds: readonly number[]) {
+  constructor (bounds: readonly number[]) {
+    this.bounds = bounds
     this.counts = new Float64Array(bounds.length + 1)
   }
 
@@ -95,8 +103,11 @@ export class HistogramSeries {
 export class LabeledHistogram<L extends string> extends LabeledMetric<L, HistogramSeries> {
   readonly type = 'histogram' as const
 
-  constructor (name: string, help: string, labelNames: readonly L[], readonly buckets: readonly number[], registry: Registry) {
+  readonly buckets: readonly number[]
+
+  constructor (name: string, help: string, labelNames: readonly L[], buckets: readonly number[], registry: Registry) {
     super(name, help, labelNames, registry)
+    this.buckets = buckets
   }
 
   protected newSeries (): HistogramSeries {

@@ -1,17 +1,24 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { parseEnv } from 'node:util'
+import { Redis } from 'ioredis'
 import { parse } from 'yaml'
+import { loggerOptions } from '../src/app.ts'
 import { ConfigSchema, loadConfig } from '../src/config.ts'
-import { freePort } from './fixtures/redis.ts'
-import { build as buildService } from './helper.ts'
+import { freePort, killProcess, RedisServer, spawnRedis } from './fixtures/redis.ts'
+import { build as buildService, mintUst, testConfig } from './helper.ts'
 
 // Docker cannot run on the development machines, so the Dockerfile and docker-compose.yml are
 // checked by reading them: the essentials an operator relies on, and every name they share
-// with the code (paths, settings, the health route).
+// with the code (paths, settings, the health route). What they run is run here as far as it
+// can be: the health check commands against the service, Redis's command line on redis-server.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const read = (path: string) => readFileSync(`${ROOT}${path}`, 'utf8')
@@ -86,13 +93,34 @@ const KNOWN_SETTINGS = new Set(Object.keys(ConfigSchema.properties))
 interface ComposeService {
   build?: unknown
   image?: string
+  command?: string[] | string
+  env_file?: string | Array<string | { path: string, required?: boolean }>
   environment?: Record<string, string | number | boolean | null> | string[]
   ports?: Array<string | { target: number, published?: number | string }>
+  volumes?: string[]
   healthcheck?: { test?: string[] | string, interval?: string }
   depends_on?: Record<string, { condition?: string }> | string[]
 }
 
-const compose = parse(read('docker-compose.yml')) as { services: Record<string, ComposeService> }
+const composeText = read('docker-compose.yml')
+const compose = parse(composeText) as { services: Record<string, ComposeService> }
+
+/** `.env.example` as compose and `check-config --dotenv` read it. */
+const envExample = parseEnv(read('.env.example'))
+
+/** Every `${NAME...}` compose interpolates, with its `:-default` or `:?message` form. */
+const interpolated = [...composeText.matchAll(/\$\{(\w+)(?::([-?])([^}]*))?\}/g)]
+  .map(([, name, kind, rest]) => ({ name: name!, required: kind === '?', fallback: kind === '-' ? rest! : undefined }))
+
+/** Compose's interpolation of `${NAME}`, `${NAME:-default}` and `${NAME:?message}` from `vars`. */
+function interpolate (text: string, vars: Record<string, string | undefined>): string {
+  return text.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_match, name: string, kind: string | undefined, rest: string) => {
+    const value = vars[name] ?? ''
+    if (value !== '') return value
+    if (kind === '?') throw new Error(`compose refuses to start: ${rest}`)
+    return kind === '-' ? rest : ''
+  })
+}
 
 function composeEnv (service: ComposeService): Record<string, string> {
   const env = service.environment ?? {}
@@ -110,10 +138,14 @@ describe('Dockerfile', () => {
     assert.ok(runtime.instructions.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)), 'the runtime installs production dependencies only')
   })
 
-  test('every base image is Node 20 (engines), pinned to a major', () => {
+  test('every base image is the Node major of .nvmrc, pinned to it, and engines admits it', () => {
+    const major = read('.nvmrc').trim()
+    assert.match(major, /^\d+$/)
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node
-    assert.match(engines, /^>=20\./)
-    for (const stage of stages) assert.match(stage.from, /^node:20[-.]/, stage.from)
+    const lowest = /^>=(\d+)\.\d+$/.exec(engines)
+    assert.ok(lowest !== null, `engines.node ${engines} is ">=major.minor"`)
+    assert.ok(Number(lowest[1]) <= Number(major), `${engines} admits Node ${major}`)
+    for (const stage of stages) assert.match(stage.from, new RegExp(`^node:${major}-`), stage.from)
   })
 
   test('the build stage copies every folder the build compiles', () => {
@@ -249,5 +281,163 @@ describe('docker-compose.yml', () => {
       SSO_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64url')}`
     }
     assert.doesNotThrow(() => loadConfig(filled))
+  })
+
+  test('the service reads .env, which stays out of git and of the build context', () => {
+    assert.equal(service!.env_file, '.env')
+    const lines = (file: string) => read(file).split('\n').map((line) => line.trim())
+    assert.ok(lines('.gitignore').includes('.env'), '.env in .gitignore')
+    assert.ok(lines('.dockerignore').includes('.env'), '.env in .dockerignore')
+  })
+
+  test('.env.example names every variable compose interpolates, and leaves the required ones empty', () => {
+    assert.deepEqual(interpolated.filter((v) => v.required).map((v) => v.name).sort(), ['SSO_APPS', 'SSO_ENCRYPTION_KEYS', 'SSO_ISSUER', 'SSO_JWKS_URL'])
+    for (const { name, required, fallback } of interpolated) {
+      assert.ok(name in envExample, `${name} is in .env.example`)
+      // Copied unchanged, it must not start: no shared encryption key, no guessed issuer.
+      if (required) assert.equal(envExample[name], '', `${name} is left empty`)
+      else assert.equal(envExample[name], fallback, `${name} shows the compose default`)
+    }
+    assert.throws(() => interpolate(composeText, envExample), /compose refuses to start: set SSO_ISSUER/)
+  })
+
+  test('.env.example holds settings of the service and variables of compose only, so check-config warns about none', () => {
+    const commented = [...read('.env.example').matchAll(/^# ?([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, name, value]) => [name!, value!] as const)
+    assert.ok(commented.length > 0, 'optional settings shown as examples')
+    const composeOnly = new Set(interpolated.filter((v) => !KNOWN_SETTINGS.has(v.name)).map((v) => v.name))
+    for (const name of [...Object.keys(envExample), ...commented.map(([n]) => n)]) {
+      assert.ok(KNOWN_SETTINGS.has(name) || composeOnly.has(name), `${name} is a setting of ConfigSchema or a variable of docker-compose.yml`)
+      if (!KNOWN_SETTINGS.has(name)) assert.doesNotMatch(name, /^(SSO|REDIS)_/, `${name}: check-config would warn that it is not a setting`)
+    }
+    // Filled in, with the optional examples turned on, it is what the container gets: valid.
+    const filled = {
+      ...envExample,
+      ...Object.fromEntries(commented),
+      SSO_ISSUER: 'https://idp.example.com/realms/main',
+      SSO_JWKS_URL: 'https://idp.example.com/realms/main/protocol/openid-connect/certs',
+      SSO_APPS: 'CRM,Portal',
+      SSO_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64url')}`
+    }
+    const resolved = parse(interpolate(composeText, filled)) as { services: Record<string, ComposeService> }
+    assert.doesNotThrow(() => loadConfig({ ...filled, ...composeEnv(resolved.services['sso-attrs']!) }))
+  })
+
+  test('Redis runs as docs/SCALING.md recommends: maxmemory with noeviction, append-only file every second, on a volume', () => {
+    assert.match(read('docs/SCALING.md'), /`maxmemory` with `maxmemory-policy noeviction`/)
+    assert.match(read('docs/SCALING.md'), /AOF `everysec`/)
+    const options = redisOptions(composeText, envExample)
+    assert.equal(options.get('maxmemory-policy'), 'noeviction')
+    assert.equal(options.get('appendonly'), 'yes')
+    assert.equal(options.get('appendfsync'), 'everysec')
+    assert.match(options.get('maxmemory') ?? '', /^\d+(?:[kmg]b?)?$/i, 'maxmemory is a size')
+    assert.ok(redis!.volumes?.includes('redis-data:/data'), 'the append-only file (in /data, the image\'s working directory) is on a named volume')
+    assert.equal(redis!.ports, undefined, 'Redis is reachable from the compose network only')
+  })
+
+  test('a real redis-server takes that command line: the settings hold, the append-only file is written, a full Redis refuses writes and evicts nothing', { timeout: 30_000 }, async (t) => {
+    const args = redisCommandLine(composeText, envExample)
+    assert.equal(args[0], 'redis-server')
+    const dir = mkdtempSync(join(tmpdir(), 'sso-attrs-compose-redis-'))
+    const port = await freePort()
+    // The fixture's own options (port, dir, no persistence) come first: the compose ones win.
+    const child = await spawnRedis(port, dir, args.slice(1))
+    const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 })
+    t.after(async () => {
+      client.disconnect()
+      await killProcess(child)
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const config = async (name: string) => (await client.config('GET', name) as string[])[1]
+    assert.equal(await config('maxmemory-policy'), 'noeviction')
+    assert.equal(await config('appendonly'), 'yes')
+    assert.equal(await config('appendfsync'), 'everysec')
+    assert.equal(Number(await config('maxmemory')), 256 * 1024 * 1024, 'the 256mb of .env.example')
+
+    await client.set('kept', 'x')
+    assert.ok(readdirSync(join(dir, 'appendonlydir')).some((file) => file.endsWith('.aof')), 'an append-only file in the data dir')
+
+    // Full: the limit just above what Redis holds now, then writes of 1 KiB until one is refused.
+    const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1])
+    await client.config('SET', 'maxmemory', String(used + 64 * 1024))
+    let written = 0
+    let refusal: Error | undefined
+    for (; written < 1000 && refusal === undefined; written++) {
+      await client.set(`k${written}`, 'v'.repeat(1024)).catch((error: Error) => { refusal = error })
+    }
+    assert.match(String(refusal), /OOM/, 'a write is refused once Redis is full')
+    const stored = written - 1
+    assert.ok(stored > 0, 'some writes fitted')
+    assert.equal(await client.exists('kept', ...Array.from({ length: stored }, (_, i) => `k${i}`)), stored + 1, 'nothing was evicted')
+
+    // The service on that full Redis: the 507 envelope, and nothing stored.
+    const app = await buildService(undefined, { SSO_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_COMMAND_TIMEOUT_MS: 500, REDIS_CONNECT_TIMEOUT_MS: 500 })
+    try {
+      const put = await app.inject({ method: 'PUT', url: '/sso/session/attr', headers: { authorization: `Bearer ${await mintUst()}` }, payload: { current_app: 'CRM', name: 'n', value: 'v' } })
+      assert.equal(put.statusCode, 507, put.body)
+      const body = put.json<{ status: string, sub_status: string[] }>()
+      assert.deepEqual([body.status, body.sub_status], ['error', ['E011007']])
+      assert.equal(await client.dbsize(), stored + 1, 'the service stored nothing')
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+/** The redis service's command line, interpolated from `vars`. */
+function redisCommandLine (text: string, vars: Record<string, string | undefined>): string[] {
+  const filled = { ...vars, SSO_ISSUER: 'x', SSO_JWKS_URL: 'x', SSO_APPS: 'x', SSO_ENCRYPTION_KEYS: 'x' }
+  const command = (parse(interpolate(text, filled)) as { services: Record<string, ComposeService> }).services.redis!.command
+  assert.ok(Array.isArray(command), 'exec-form command: each option and value its own item')
+  return command.map(String)
+}
+
+/** `--name value` pairs of the redis service's command line. */
+function redisOptions (text: string, vars: Record<string, string | undefined>): Map<string, string> {
+  const args = redisCommandLine(text, vars).slice(1)
+  const options = new Map<string, string>()
+  for (let i = 0; i < args.length; i += 2) {
+    assert.match(args[i]!, /^--[a-z-]+$/, `option at ${i}`)
+    options.set(args[i]!.slice(2), args[i + 1]!)
+  }
+  return options
+}
+
+describe('health probes and the log', () => {
+  /** The app at LOG_LEVEL=info writing its log lines to an array. */
+  async function loggedApp (t: Parameters<typeof buildService>[0], overrides: Parameters<typeof testConfig>[0] = {}) {
+    const lines: Array<{ level: number, msg?: string, req?: { url?: string } }> = []
+    const stream = new Writable({
+      write (chunk: Buffer | string, _encoding, callback) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as typeof lines[number])
+        callback()
+      }
+    })
+    const config = testConfig({ LOG_LEVEL: 'info', ...overrides })
+    const app = await buildService(t, { LOG_LEVEL: 'info', ...overrides }, { logger: { ...loggerOptions(config), stream } })
+    return { app, lines }
+  }
+
+  test('/healthz and /readyz log nothing while healthy (the compose and Dockerfile checks run every 10 s); other requests still log at info', async (t) => {
+    const { app, lines } = await loggedApp(t)
+    const atStart = lines.length // the start-up notices
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+      assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    }
+    assert.deepEqual(lines.slice(atStart), [], 'no log line for six probes')
+    assert.equal((await app.inject({ method: 'GET', url: '/nowhere' })).statusCode, 404)
+    assert.ok(lines.slice(atStart).some((line) => line.level === 30 && line.req?.url === '/nowhere'), 'an ordinary request logs at info')
+  })
+
+  test('a failing /readyz still logs its error', { timeout: 30_000 }, async (t) => {
+    const redis = await RedisServer.start()
+    t.after(async () => { await redis.close() })
+    const { app, lines } = await loggedApp(t, { SSO_STORE: 'redis', REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: 200, REDIS_CONNECT_TIMEOUT_MS: 200 })
+    const atStart = lines.length
+    assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    assert.deepEqual(lines.slice(atStart), [], 'silent while ready')
+    await redis.stop()
+    assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503)
+    assert.ok(lines.slice(atStart).some((line) => line.level >= 50), 'the 503 is logged at error level')
   })
 })

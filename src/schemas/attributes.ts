@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema, type TSchemaOptions } from 'typebox'
-import { CidSchema, ErrorResponses } from './common.ts'
+import { CidSchema, ErrorResponses, OkSubStatusSchema } from './common.ts'
 
 // Hard bounds that hold whatever the configuration; the configured (smaller) limits are
 // checked by the attribute service, which can name the offending field.
@@ -127,6 +127,7 @@ const WriteResultSchema = Type.Object({
 const ok = (properties: Parameters<typeof Type.Object>[0], description: string) => Type.Object({
   cid: CidSchema,
   status: Type.Literal('ok', { description: 'Always `ok` on success.' }),
+  sub_status: OkSubStatusSchema,
   ...properties
 }, { description })
 

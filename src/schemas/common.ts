@@ -33,6 +33,9 @@ export const ErrorResponses = {
   503: errorResponse('Store or token keys unavailable (E011003)', 'E011003')
 }
 
+/** Zato's success envelopes carried an empty sub_status, which Zato clients read unconditionally. */
+export const OkSubStatusSchema = Type.Optional(Type.Array(Type.String(), { maxItems: 0, description: 'On the `/zato/...` paths only: always `[]`, as Zato sent it.', examples: [[]] }))
+
 export const OkSchema = Type.Object({
   cid: CidSchema,
   status: Type.Literal('ok', { description: 'Always `ok` on success.' })

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { ErrorResponses, OkSchema } from './common.ts'
+import { ErrorResponses, OkSchema, OkSubStatusSchema } from './common.ts'
 
 const UST_MAX = 8192
 const Ust = (description: string) => Type.String({ minLength: 1, maxLength: UST_MAX, description, examples: ['eyJhbGciOiJFUzI1NiIsImtpZCI6ImRldi0...'] })
@@ -17,7 +17,7 @@ export const EndSessionQuerySchema = Type.Object({
 }, { additionalProperties: false })
 
 export const EndSessionResponses = {
-  200: Type.Object(OkSchema.properties, { description: 'The session has ended (also when it had ended before)' }),
+  200: Type.Object({ ...OkSchema.properties, sub_status: OkSubStatusSchema }, { description: 'The session has ended (also when it had ended before)' }),
   ...ErrorResponses
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
-import { StoreUnavailableError } from '../errors.ts'
+import { StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
@@ -50,7 +50,7 @@ export function parseRecord (name: string, record: string): StoredAttribute {
 }
 
 // Replies that mean "Redis cannot serve right now" rather than "this request is wrong".
-const UNAVAILABLE_REPLY = /^(LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|OOM|MOVED|ASK)\b/
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|MOVED|ASK)\b/
 
 export function isUnavailable (error: unknown): boolean {
   if (!(error instanceof Error)) return false
@@ -362,6 +362,9 @@ export class RedisStore implements Store {
 /** What a failed call raises: an ended session, a store outage (503), or the error itself. */
 function storeError (error: unknown): unknown {
   if (isEndedReply(error)) return new SessionEndedError()
+  // A script that may write is refused as a whole when Redis is over maxmemory (its OOM state is
+  // decided once, before the script runs), so nothing of the call was written.
+  if (error instanceof Error && error.name === 'ReplyError' && error.message.startsWith('OOM')) return new StoreFullError(error)
   if (error instanceof StoreUnavailableError || !isUnavailable(error)) return error
   return new StoreUnavailableError(error)
 }

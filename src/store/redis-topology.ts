@@ -34,6 +34,9 @@ export interface RedisConnectionOptions {
 
 export type RedisClient = Redis | Cluster
 
+/** How often a Cluster client reloads the slot map without being asked to (ms). */
+export const CLUSTER_SLOTS_REFRESH_MS = 1000
+
 /** The options every data-node connection gets, whatever the topology. */
 function nodeOptions (options: RedisConnectionOptions): RedisOptions {
   return {
@@ -48,6 +51,13 @@ function nodeOptions (options: RedisConnectionOptions): RedisOptions {
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(50 * attempt, 500),
     lazyConnect: true,
+    // TCP keepalive after 5 s idle (libuv then probes every second, 10 times): an idle
+    // connection whose peer vanished is closed and reconnected within about 15 s, before a
+    // request meets it. A busy one is caught sooner by watchForStalls.
+    keepAlive: 5000,
+    // A connection being replaced is ended, then destroyed if its peer has not closed its side
+    // by then; a dead peer never does, so don't wait ioredis' default 2 s for it.
+    disconnectTimeout: 100,
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(options.tls === true ? { tls: {} } : {})
@@ -55,6 +65,13 @@ function nodeOptions (options: RedisConnectionOptions): RedisOptions {
 }
 
 export function createRedisClient (options: RedisConnectionOptions): RedisClient {
+  const client = newRedisClient(options)
+  const stopWatching = watchForStalls(client, options.commandTimeoutMs)
+  client.once('end', stopWatching)
+  return client
+}
+
+function newRedisClient (options: RedisConnectionOptions): RedisClient {
   const { topology } = options
   const node = nodeOptions(options)
   if (topology.kind === 'standalone') {
@@ -102,6 +119,11 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
     maxRedirections: 8,
     clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     slotsRefreshTimeout: options.connectTimeoutMs,
+    // The slot map is otherwise refreshed only when a command meets MOVED or a dead node, so an
+    // instance that sat idle through a failover would send its first requests to the old
+    // master and answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's
+    // map at most that old, busy or idle (D42).
+    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
     // Node addresses come from CLUSTER SLOTS as IPs; with TLS the certificate names the
     // host, so keep it as given (no DNS round trip, SNI from the seed host).
     ...(options.tls === true ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
@@ -130,6 +152,60 @@ export function mastersConnecting (client: RedisClient): Promise<void> | undefin
     }
     node.once('ready', settle).once('close', settle).once('end', settle)
   }))).then(() => undefined)
+}
+
+/**
+ * Replaces connections that have stopped answering. A connection whose oldest command awaiting
+ * a reply (its ready check included) has had none for a whole command timeout is presumed dead:
+ * a blackholed network, or a half-open connection whose peer is gone, which TCP alone would
+ * notice only after minutes of retransmissions. It is closed and reconnected (`disconnect(true)`):
+ * the commands on it fail at once (each was answered 503 at its deadline already; none is sent
+ * again, as everywhere here), so the queue of commands awaiting replies stays bounded, and the
+ * new connection serves as soon as the network does (D43).
+ */
+function watchForStalls (client: RedisClient, timeoutMs: number): () => void {
+  const oldest = new WeakMap<Redis, { command: unknown, since: number }>()
+  const timer = setInterval(() => {
+    const now = Date.now()
+    for (const connection of client instanceof Cluster ? client.nodes() : [client]) {
+      const command: unknown = connection.commandQueue.peekFront()
+      if (command === undefined || (connection.status !== 'ready' && connection.status !== 'connect')) {
+        oldest.delete(connection)
+        continue
+      }
+      const seen = oldest.get(connection)
+      if (seen === undefined || seen.command !== command) {
+        oldest.set(connection, { command, since: now })
+      } else if (now - seen.since >= timeoutMs) {
+        oldest.delete(connection)
+        connection.disconnect(true)
+      }
+    }
+  }, Math.max(25, Math.floor(timeoutMs / 4)))
+  timer.unref()
+  return () => { clearInterval(timer) }
+}
+
+/**
+ * Reports each master whose `maxmemory-policy` may evict keys, once per master and policy, each
+ * time the client becomes ready: an evicting Redis drops attributes without a word when full
+ * (every key here has a TTL, so even the volatile-* policies pick them). Read from INFO, which
+ * the documented ACL allows; a master that does not answer is left alone.
+ */
+export function onEvictingPolicy (client: RedisClient, report: (node: string, policy: string) => void): void {
+  const reported = new Set<string>()
+  const check = () => {
+    for (const master of mastersOf(client)) {
+      const node = `${master.options.host ?? ''}:${master.options.port ?? ''}`
+      master.info('memory').then((info) => {
+        const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
+        if (policy === undefined || policy === 'noeviction' || reported.has(`${node} ${policy}`)) return
+        reported.add(`${node} ${policy}`)
+        report(node, policy)
+      }, () => {})
+    }
+  }
+  client.on('ready', check)
 }
 
 /** Every master of the client (one for a single server or a Sentinel-managed primary). */

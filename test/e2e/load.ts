@@ -157,3 +157,16 @@ export function failoverFigures (t: TestContext, answers: Answer[], faultAt: num
   t.diagnostic(`${answers.length} requests, ${failed.length} answered 503 E011003 over a window of ${windowMs.toFixed(0)} ms; slowest answer ${slowestMs.toFixed(0)} ms (bound ${boundMs} ms)`)
   return { requests: answers.length, failed: failed.length, windowMs, slowestMs }
 }
+
+/**
+ * The first `count` requests to an instance that sat idle through a failover, spread over the
+ * sessions: every one must answer 200 (the instance learnt of the promotion by itself).
+ */
+export async function checkIdleInstance (t: TestContext, base: string, all: Session[], count = 200): Promise<void> {
+  const replies = await Promise.all(Array.from({ length: count }, async (_, index) =>
+    await call(base, 'GET', `${P}?current_app=CRM&name=kept`, { ust: all[index % all.length]!.ust })))
+  const failures = replies.filter((reply) => reply.status !== 200)
+  t.diagnostic(`idle instance after the failover: ${replies.length - failures.length} of ${replies.length} answered 200`)
+  assert.deepEqual(failures.map((reply) => reply.text), [], 'the idle instance answered every request')
+  assert.equal(assertOk(await call(base, 'GET', '/readyz')).store, 'redis')
+}

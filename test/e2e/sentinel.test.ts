@@ -6,7 +6,7 @@ import type { Config } from '../../src/config.ts'
 import { RedisSentinelSet, SENTINEL_DOWN_AFTER_MS, SENTINEL_MASTER_NAME } from '../fixtures/sentinel.ts'
 import { mintUst } from '../helper.ts'
 import { assertOk, call, listen } from './http.ts'
-import { failoverFigures, sessions, steadyLoad, walkThroughApi } from './load.ts'
+import { checkIdleInstance, failoverFigures, sessions, steadyLoad, walkThroughApi } from './load.ts'
 
 // The service over HTTP on a Sentinel-managed primary (primary, replica, 3 Sentinels): the API,
 // and the primary killed under load (the Sentinels promote the replica; the service finds it
@@ -36,10 +36,12 @@ describe('the service on a Sentinel-managed primary', () => {
     await walkThroughApi(base, await mintUst())
   })
 
-  test('the primary killed under load: the replica is promoted and the service serves again without a restart', { timeout: 45_000 }, async (t) => {
+  test('the primary killed under load: the replica is promoted and the service serves again without a restart; an idle instance serves its first requests after it without an error', { timeout: 45_000 }, async (t) => {
     const { base } = await listen(t, sentinelConfig())
+    const idle = await listen(t, sentinelConfig())
     const all = await sessions(20)
     for (const { ust } of all) assertOk(await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name: 'kept', value: 1 } }), 'PUT before the fault')
+    for (const { ust } of all) assertOk(await call(idle.base, 'GET', `${P}?current_app=CRM&name=kept`, { ust }), 'GET through the idle instance before the fault')
 
     const load = steadyLoad(base, all)
     await sleep(500)
@@ -56,5 +58,6 @@ describe('the service on a Sentinel-managed primary', () => {
     assert.ok(figures.windowMs < 5000, `failed-request window ${figures.windowMs.toFixed(0)} ms (target under 5 s)`)
     for (const { ust } of all) assert.equal(assertOk(await call(base, 'GET', `${P}?current_app=CRM&name=kept`, { ust }), 'GET after the failover').value, 1)
     assert.equal(assertOk(await call(base, 'GET', '/readyz')).store, 'redis')
+    await checkIdleInstance(t, idle.base, all)
   })
 })

@@ -42,6 +42,7 @@ interface Envelope extends AttributeView {
 }
 
 interface Reply {
+  url: string
   statusCode: number
   headers: Record<string, string | string[] | number | undefined>
   text: string
@@ -100,7 +101,7 @@ async function send (app: App, call: Call): Promise<Reply> {
   } catch {
     assert.fail(`${call.method} ${url} answered ${response.statusCode} with a body that is not JSON: ${response.body}`)
   }
-  return { statusCode: response.statusCode, headers: response.headers, text: response.body, body }
+  return { url: call.url, statusCode: response.statusCode, headers: response.headers, text: response.body, body }
 }
 
 /** The operations of one prefix on behalf of one session; `current_app` defaults to CRM. */
@@ -125,7 +126,9 @@ function assertOk (reply: Reply): Envelope {
   assert.equal(reply.body.status, 'ok')
   assert.match(reply.body.cid, CID)
   assert.equal(reply.headers['x-cid'], reply.body.cid)
-  assert.equal(Object.hasOwn(reply.body, 'sub_status'), false, 'sub_status only on errors')
+  // Zato's success envelopes carried an empty sub_status; the canonical ones have none.
+  if (reply.url.startsWith('/zato/')) assert.deepEqual(reply.body.sub_status, [])
+  else assert.equal(Object.hasOwn(reply.body, 'sub_status'), false, 'sub_status only on errors')
   return reply.body
 }
 
@@ -549,7 +552,8 @@ for (const prefix of PREFIXES) {
       const started = Date.now()
       assertOk(await api.create({ name: 'a', value: 'v', expiration: 60 }))
       const got = assertOk(await api.get({ name: 'a' }))
-      assert.deepEqual(Object.keys(got).sort(), ['cid', 'creation_time', 'expiration_time', 'found', 'is_encrypted', 'last_modified', 'name', 'status', 'value', 'version'])
+      const envelope = prefix.startsWith('/zato/') ? ['sub_status'] : []
+      assert.deepEqual(Object.keys(got).sort(), ['cid', 'creation_time', 'expiration_time', 'found', 'is_encrypted', 'last_modified', 'name', 'status', ...envelope, 'value', 'version'])
       assert.equal(got.found, true)
       assert.equal(got.name, 'a')
       assert.equal(got.value, 'v')
@@ -575,7 +579,7 @@ for (const prefix of PREFIXES) {
       const app = await build(t)
       const got = assertOk(await client(app, prefix, await newSession()).get({ name: 'ghost' }))
       assert.equal(got.found, false)
-      assert.deepEqual(Object.keys(got).sort(), ['cid', 'found', 'status'])
+      assert.deepEqual(Object.keys(got).sort(), ['cid', 'found', 'status', ...(prefix.startsWith('/zato/') ? ['sub_status'] : [])])
     })
 
     test('reads inputs from the query string', async (t) => {
@@ -695,7 +699,9 @@ for (const prefix of PREFIXES) {
       const api = client(app, prefix, await newSession())
       assertError(await api.query('GET', '', { name: 'a', bogus: '1' }), 400, 'E008002', '/bogus')
       assertError(await api.query('GET', '', { name: 'a', decrypt: 'maybe' }), 400, 'E008002', '/decrypt')
-      assertError(await api.get({ name: 'a', decrypt: 'false' }), 400, 'E008002', '/decrypt')
+      // Zato's SimpleIO took "true"/"false" for a boolean, so its path does (test/routes/zato-transport.test.ts).
+      if (!prefix.startsWith('/zato/')) assertError(await api.get({ name: 'a', decrypt: 'false' }), 400, 'E008002', '/decrypt')
+      assertError(await api.get({ name: 'a', decrypt: 'no' }), 400, 'E008002', '/decrypt')
     })
 
     test('expired attributes are invisible at once, and their names are free for create', async (t) => {
@@ -837,7 +843,8 @@ for (const prefix of PREFIXES) {
     test('400 E008002 when given name or data: names takes neither', async (t) => {
       const app = await build(t)
       const api = client(app, prefix, await newSession())
-      assertError(await api.names({ name: 'a' }), 400, 'E008002', '/name')
+      // Zato's names ignored a name in the body, so its path does (test/routes/zato-transport.test.ts).
+      if (!prefix.startsWith('/zato/')) assertError(await api.names({ name: 'a' }), 400, 'E008002', '/name')
       assertError(await api.query('GET', '/names', { data: 'a' }), 400, 'E008002', '/data')
     })
   })
@@ -1068,7 +1075,7 @@ describe('E008002: schema errors name the offending field with a JSON Pointer', 
     test(`${prefix}: wrong types elsewhere: encrypt, if_version, name, data, items`, async (t) => {
       const { app, alice } = await seeded(t)
       const api = client(app, prefix, alice)
-      assertError(await api.set({ name: 'seed', value: 1, encrypt: 'true' }), 400, 'E008002', '/encrypt')
+      assertError(await api.set({ name: 'seed', value: 1, encrypt: 'yes' }), 400, 'E008002', '/encrypt')
       assertError(await api.update({ name: 'seed', value: 1, if_version: '1' }), 400, 'E008002', '/if_version')
       assertError(await api.update({ name: 'seed', value: 1, if_version: 0 }), 400, 'E008002', '/if_version')
       assertError(await api.set({ name: 7, value: 1 }), 400, 'E008002', '/name')
@@ -1196,16 +1203,16 @@ describe('E008001: unknown route, method or media type', () => {
     assert.deepEqual(await storedNames(app, alice), [])
   })
 
-  for (const prefix of PREFIXES) {
-    test(`${prefix}: 415 for text/plain and other media types`, async (t) => {
-      const { app, alice } = await seeded(t)
-      const json = JSON.stringify({ current_app: 'CRM', name: 'seed', value: 'x' })
-      for (const contentType of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
-        assertError(await send(app, { method: 'PUT', url: prefix, ust: alice.ust, payload: json, headers: { 'content-type': contentType } }), 415, 'E008001')
-      }
-      await assertUntouched(app, alice)
-    })
-  }
+  // The Zato path parses any content type as JSON: test/routes/zato-transport.test.ts.
+  test('/sso/session/attr: 415 for text/plain, other media types and none', async (t) => {
+    const { app, alice } = await seeded(t)
+    const json = JSON.stringify({ current_app: 'CRM', name: 'seed', value: 'x' })
+    for (const contentType of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', undefined]) {
+      const headers: Record<string, string> = contentType === undefined ? {} : { 'content-type': contentType }
+      assertError(await send(app, { method: 'PUT', url: PREFIXES[0], ust: alice.ust, payload: json, headers }), 415, 'E008001')
+    }
+    await assertUntouched(app, alice)
+  })
 
   test('/sso/session/attr answers 415 to a JSON body sent as application/x-www-form-urlencoded', async (t) => {
     const { app, alice } = await seeded(t)

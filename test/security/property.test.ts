@@ -365,7 +365,9 @@ async function check (request: RequestShape): Promise<'ok' | 'error'> {
   assert.ok(body.status === 'ok' || body.status === 'error', `status for ${what}: ${String(body.status)}`)
   if (body.status === 'ok') {
     assert.ok(reply.statusCode >= 200 && reply.statusCode < 300, `ok with ${reply.statusCode} for ${what}`)
-    assert.equal(Object.hasOwn(body, 'sub_status'), false, `sub_status on an ok answer for ${what}`)
+    // Zato's success envelopes carried an empty sub_status; the canonical ones have none.
+    if (request.path.startsWith('/zato/')) assert.deepEqual(body.sub_status, [], `sub_status on an ok Zato answer for ${what}`)
+    else assert.equal(Object.hasOwn(body, 'sub_status'), false, `sub_status on an ok answer for ${what}`)
   } else {
     assert.ok(reply.statusCode >= 400, `error with ${reply.statusCode} for ${what}`)
     assert.ok(Array.isArray(body.sub_status) && body.sub_status.length > 0, `sub_status for ${what}`)
