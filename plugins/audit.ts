@@ -1,28 +1,5 @@
-import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Access } from '../src/access.ts'
-import type { ErrorCode } from '../src/errors.ts'
-
-export type AuditOperation =
-  | 'create' | 'update' | 'set' | 'delete' | 'get' | 'exists' | 'names' | 'end-session' | 'logout'
-
-const ALWAYS_AUDITED: ReadonlySet<AuditOperation> = new Set(['create', 'update', 'set', 'delete', 'end-session', 'logout'])
-
-/** What an audited request did: never a value, never a token. */
-export interface AuditEntry {
-  operation: AuditOperation
-  app?: string
-  /** `sub` of the caller. */
-  caller?: string
-  /** The target session's id: already a hash of issuer and session claim (docs/KEYS.md). */
-  target_session?: string
-  /** A super-user acting on another user's session. */
-  on_behalf?: boolean
-  names?: string[]
-  /** Logout by `sub`: how many sessions ended. */
-  sessions_ended?: number
-  sub_status?: ErrorCode
-}
+import { isAudited, type AuditEntry } from '../src/audit.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,26 +7,14 @@ declare module 'fastify' {
   }
 }
 
-/** Starts the audit entry of a request once the caller and target are known. */
-export function auditAccess (request: FastifyRequest, operation: AuditOperation, app: string, access: Access): AuditEntry {
-  request.audit = {
-    operation,
-    app,
-    caller: access.caller.subject,
-    target_session: access.target.sessionId,
-    on_behalf: access.onBehalf
-  }
-  return request.audit
-}
-
-// One structured line per write, delete, session end, and per super-user access to another
-// user's session, written when the response is sent, so it carries the outcome.
+// One structured line per audited request (src/audit.ts), written when the response is sent,
+// so it carries the outcome.
 export default fp(async (fastify) => {
   fastify.decorateRequest('audit', null)
   fastify.addHook('onResponse', (request, reply, done) => {
     // Undefined, not null, on routes of plugins registered before this one (Swagger UI).
     const entry = request.audit
-    if (entry != null && (ALWAYS_AUDITED.has(entry.operation) || entry.on_behalf === true)) {
+    if (entry != null && isAudited(entry)) {
       request.log.info({ audit: { ...entry, status: reply.statusCode, outcome: reply.statusCode < 400 ? 'ok' : 'error' } }, 'audit')
     }
     done()

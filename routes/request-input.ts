@@ -1,7 +1,8 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify'
-import { auditAccess, type AuditEntry, type AuditOperation } from '../plugins/audit.ts'
 import type { Access, AccessRequest } from '../src/access.ts'
 import type { NameSpec } from '../src/attribute-service.ts'
+import { accessEntry, type AuditEntry, type AuditOperation } from '../src/audit.ts'
+import { bearerToken } from '../src/bearer-token.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
 import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
 
@@ -11,23 +12,6 @@ import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
 export type Fields = Record<string, unknown>
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
-const SPACE = 32
-
-/**
- * The token of `Authorization: Bearer <token>`: the scheme in any case, spaces around the
- * token allowed, none inside it; null for anything else. By hand rather than by a regular
- * expression: it runs twice a request (rate-limit key, then authorization) over a long token.
- */
-export function bearerToken (header: string): string | null {
-  if (header.length < 8 || header.charCodeAt(6) !== SPACE || header.slice(0, 6).toLowerCase() !== 'bearer') return null
-  let start = 7
-  while (header.charCodeAt(start) === SPACE) start++
-  let end = header.length
-  while (end > start && header.charCodeAt(end - 1) === SPACE) end--
-  if (end === start) return null
-  const token = header.slice(start, end)
-  return token.includes(' ') ? null : token
-}
 
 /**
  * Fastify's JSON parser behind a strict UTF-8 decoding: invalid bytes are refused rather than
@@ -164,12 +148,15 @@ export async function authorize (fastify: FastifyInstance, request: FastifyReque
   const input = accessRequest(fields)
   const access = await fastify.access.authorize(input, request.verifiedCaller ?? undefined)
   request.authorized = access
-  return { fields, access, audit: auditAccess(request, operation, input.currentApp, access) }
+  const audit = accessEntry(operation, input.currentApp, access)
+  request.audit = audit
+  return { fields, access, audit }
 }
 
 export function accessRequest (fields: Fields): AccessRequest {
+  // Authentication comes first: a request without a UST is 401 whatever else it lacks.
+  if (fields.current_ust === undefined) throw new AppError('E007001', 'A UST is required: Authorization: Bearer <ust>, or current_ust')
   if (fields.current_app === undefined) throw missingInput('/current_app', 'current_app is required')
-  if (fields.current_ust === undefined) throw missingInput('/current_ust', 'current_ust is required (or Authorization: Bearer <ust>)')
   return {
     currentApp: fields.current_app as string,
     currentUst: fields.current_ust as string,

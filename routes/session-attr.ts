@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 import type { WriteSpec } from '../src/attribute-service.ts'
+import type { AuditOperation } from '../src/audit.ts'
 import { invalidInput } from '../src/errors.ts'
 import {
   CreateBodySchema, DeleteBodySchema, DeleteQuerySchema, DeleteResponses, ExistsBodySchema, ExistsQuerySchema,
@@ -9,7 +10,6 @@ import {
   NoQuerySchema, SetBodySchema, UpdateBodySchema, WriteResponses
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
-import type { AuditOperation } from '../plugins/audit.ts'
 import { batchGetBody } from './attribute-json.ts'
 import { authorize, byName, formOf, nameSpecs, zatoTransport, type Fields } from './request-input.ts'
 

@@ -1,3 +1,4 @@
+import type { ErrorObject } from 'ajv'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 
@@ -182,18 +183,46 @@ export function checkConfig (config: Config): string[] {
   return problems
 }
 
+/** One problem per setting the schema refuses, named by the setting (never with its value: it may be a secret). */
+function schemaProblems (issues: readonly ErrorObject[]): Map<string, string> {
+  const bySetting = new Map<string, { messages: string[], allowed: string[] }>()
+  for (const issue of issues) {
+    const name = issue.instancePath.slice(1) || String(issue.params.missingProperty ?? '(configuration)')
+    const entry = bySetting.get(name) ?? { messages: [], allowed: [] }
+    // A union of literals (LOG_LEVEL) fails once per literal, then once for the union.
+    if (issue.keyword === 'const') entry.allowed.push(String(issue.params.allowedValue))
+    else if (issue.keyword !== 'anyOf' && issue.message !== undefined && !entry.messages.includes(issue.message)) entry.messages.push(issue.message)
+    bySetting.set(name, entry)
+  }
+  return new Map([...bySetting].map(([name, { messages, allowed }]) =>
+    [name, `${name} ${allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : messages.join(' and ')}`]))
+}
+
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
   // An empty variable (`SSO_ISSUER=` or compose's `${X:-}`) means "not set", not "set to ''".
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
-  let config: Config
+  const parse = (data: Record<string, unknown>) => envSchema<Config>({ schema: ConfigSchema, data, dotenv: false, env: false })
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data: given, dotenv: false, env: false })
+    const config = parse(given)
+    const problems = checkConfig(config)
+    if (problems.length > 0) throw new ConfigError(problems)
+    return config
   } catch (error) {
-    throw new ConfigError([(error as Error).message])
+    const issues = (error as { errors?: ErrorObject[] }).errors
+    if (error instanceof ConfigError || issues === undefined) throw error instanceof ConfigError ? error : new ConfigError([(error as Error).message])
+    // Every problem at once: the other settings are still checked against each other, with the
+    // refused ones at their defaults, leaving out the checks that involve a refused one.
+    const refused = schemaProblems(issues)
+    const rest = Object.fromEntries(Object.entries(given).filter(([name]) => !refused.has(name)))
+    const involvesRefused = (problem: string) => [...refused.keys()].some((name) => new RegExp(`\\b${name}\\b`).test(problem))
+    let crossProblems: string[] = []
+    try {
+      crossProblems = checkConfig(parse(rest)).filter((problem) => !involvesRefused(problem))
+    } catch {
+      // Not expected (each refused setting was left out); the schema's problems are reported all the same.
+    }
+    throw new ConfigError([...refused.values(), ...crossProblems])
   }
-  const problems = checkConfig(config)
-  if (problems.length > 0) throw new ConfigError(problems)
-  return config
 }
 
 /** A literal configuration with every default filled in, for tests and tools. */

@@ -21,7 +21,7 @@ const errorResponse = (description: string, example: string) =>
 
 export const ErrorResponses = {
   400: errorResponse('Invalid or missing input (E008002, E008003)', 'E008002'),
-  401: errorResponse('UST invalid, expired or for an ended session (E007001)', 'E007001'),
+  401: errorResponse('UST missing, invalid, expired or for an ended session (E007001); WWW-Authenticate names the Bearer scheme', 'E007001'),
   403: errorResponse('App not allowed (E004001) or another user\'s session (E005001)', 'E005001'),
   404: errorResponse('No such attribute (E009002) or unknown route (E008001)', 'E009002'),
   409: errorResponse('Attribute exists (E009001) or version mismatch (E011005)', 'E011005'),

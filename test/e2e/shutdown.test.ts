@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -25,7 +25,7 @@ interface SlowRequest {
 }
 
 /** A PUT whose body arrives in two halves, so that it stays in flight until `finish()`. */
-function slowPut (port: number, ust: string, name: string): SlowRequest {
+function slowPut (port: number, ust: string, name: string, agent: Agent | false = false): SlowRequest {
   const body = Buffer.from(JSON.stringify({ current_app: 'CRM', name, value: { name, padding: 'p'.repeat(64) } }))
   const half = Math.floor(body.length / 2)
   const sentAt = performance.now()
@@ -39,7 +39,7 @@ function slowPut (port: number, ust: string, name: string): SlowRequest {
       port,
       method: 'PUT',
       path: '/sso/session/attr',
-      agent: false,
+      agent,
       headers: { authorization: `Bearer ${ust}`, 'content-type': 'application/json', 'content-length': body.length }
     }, (res) => {
       const chunks: Buffer[] = []
@@ -59,6 +59,27 @@ function slowPut (port: number, ust: string, name: string): SlowRequest {
     finish = () => req.end(body.subarray(half))
   })
   return { started, finish: () => finish(), reply }
+}
+
+/** A GET through `agent`, resolved with whatever comes back (status 0 for a connection error). */
+async function get (port: number, path: string, agent: Agent): Promise<Reply> {
+  const sentAt = performance.now()
+  return await new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let parsed: Envelope | undefined
+        try { parsed = JSON.parse(text) as Envelope } catch {}
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parsed, ms: performance.now() - sentAt })
+      })
+    })
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      resolve({ status: 0, headers: {}, text: `connection error: ${error.code ?? error.message}`, body: undefined, ms: performance.now() - sentAt })
+    })
+    req.end()
+  })
 }
 
 /** Whether a TCP connection to the port is refused. */
@@ -148,4 +169,60 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
   assert.equal(clients.trim().split('\n').length, 1, `the server closed its Redis connection:\n${clients}`)
 
   t.diagnostic(`start-up ${bootMs.toFixed(0)} ms; listening socket closed ${refusedAfter.toFixed(0)} ms after SIGTERM; ${IN_FLIGHT} in-flight requests answered 200; exit 0 ${exitMs.toFixed(0)} ms after SIGTERM`)
+})
+
+test('a request that arrives on a kept-alive connection during the drain gets the 503 envelope and Connection: close', { timeout: 60_000 }, async (t) => {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: serverProcessEnv(port, { LOG_LEVEL: 'silent', SSO_STORE: 'memory' })
+  })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const base = `http://127.0.0.1:${port}`
+  const bootStarted = performance.now()
+  for (;;) {
+    assert.equal(child.exitCode, null, `the server exited during start-up: ${output}`)
+    assert.ok(performance.now() - bootStarted < 20_000, `the server did not answer /readyz within 20 s: ${output}`)
+    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((response) => response.status, () => 0)
+    if (ready === 200) break
+    await sleep(100)
+  }
+
+  // One connection, kept alive: the second request waits for it and goes out on it after the first.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.after(() => agent.destroy())
+  const ust = await mintUst()
+  const inFlight = slowPut(port, ust, 'drained', agent)
+  await inFlight.started
+  await sleep(300)
+  child.kill('SIGTERM')
+  const signalledAt = performance.now()
+  while (!await refused(port)) {
+    assert.ok(performance.now() - signalledAt < 5000, 'new connections are refused after SIGTERM')
+    await sleep(20)
+  }
+  const late = get(port, '/healthz', agent)
+  inFlight.finish()
+  assertOk(await inFlight.reply, 'the request in flight at SIGTERM')
+  const reply = await late
+
+  assert.equal(reply.status, 503, reply.text)
+  assert.equal(reply.headers.connection, 'close')
+  assert.equal(reply.headers['retry-after'], '1')
+  assert.match(String(reply.headers['content-type']), /^application\/json/)
+  assert.ok(reply.body !== undefined, `an envelope, not ${reply.text}`)
+  assert.equal(reply.body.status, 'error')
+  assert.deepEqual(reply.body.sub_status, ['E011003'])
+  assert.match(reply.body.cid, /^[0-9a-f]{24}$/)
+  assert.equal(reply.headers['x-cid'], reply.body.cid)
+
+  const exit = await Promise.race([exited, sleep(EXIT_BOUND_MS, undefined, { ref: false }).then(() => undefined)])
+  assert.deepEqual(exit, { code: 0, signal: null }, output)
 })

@@ -62,6 +62,6 @@ describe('security headers', () => {
       for (const [name, value] of Object.entries(expected)) assert.equal(reply.headers[name], value, `${reply.statusCode} ${name}`)
       assert.equal(reply.headers['x-powered-by'], undefined)
     }
-    assert.deepEqual(replies.map((reply) => reply.statusCode), [200, 400, 400, 404, 405])
+    assert.deepEqual(replies.map((reply) => reply.statusCode), [200, 401, 400, 404, 405])
   })
 })

@@ -898,9 +898,13 @@ for (const prefix of PREFIXES) {
         await assertUntouched(app, alice)
       })
 
-      test('400 E008003 without current_ust (no body field, no Authorization header)', async (t) => {
+      test('401 E007001 without current_ust (no body field, no Authorization header), with a challenge and no error attribute', async (t) => {
         const { app, alice } = await seeded(t)
-        assertError(await send(app, { method: op.method, url, body: { current_app: 'CRM', ...op.single } }), 400, 'E008003', '/current_ust')
+        for (const body of [{ current_app: 'CRM', ...op.single }, { ...op.single }]) {
+          const reply = await send(app, { method: op.method, url, body })
+          assertError(reply, 401, 'E007001')
+          assert.equal(reply.headers['www-authenticate'], 'Bearer realm="sso-attrs"')
+        }
         await assertUntouched(app, alice)
       })
 
@@ -966,16 +970,23 @@ for (const prefix of PREFIXES) {
           'a.b.c'
         ]
         for (const ust of tokens) {
-          const reply = assertError(await send(app, { method: op.method, url, ust, body: { current_app: 'CRM', ...op.single } }), 401, 'E007001')
+          const bearer = await send(app, { method: op.method, url, ust, body: { current_app: 'CRM', ...op.single } })
+          const reply = assertError(bearer, 401, 'E007001')
           assert.doesNotMatch(JSON.stringify(reply), /at-least-32|garbage/)
-          assertError(await send(app, { method: op.method, url, body: { current_app: 'CRM', current_ust: ust, ...op.single } }), 401, 'E007001')
+          assert.match(String(bearer.headers['www-authenticate']), /^Bearer realm="sso-attrs", error="invalid_token", error_description="[^"]+"$/)
+          const field = await send(app, { method: op.method, url, body: { current_app: 'CRM', current_ust: ust, ...op.single } })
+          assertError(field, 401, 'E007001')
+          assert.match(String(field.headers['www-authenticate']), /error="invalid_token"/)
         }
         await assertUntouched(app, alice)
       })
 
       test('401 E007001 for an Authorization header that is not Bearer', async (t) => {
         const { app, alice } = await seeded(t)
-        assertError(await send(app, { method: op.method, url, headers: { authorization: `Basic ${alice.ust}` }, body: { current_app: 'CRM', ...op.single } }), 401, 'E007001')
+        const reply = await send(app, { method: op.method, url, headers: { authorization: `Basic ${alice.ust}` }, body: { current_app: 'CRM', ...op.single } })
+        assertError(reply, 401, 'E007001')
+        // Credentials of another scheme: the challenge names ours, with no error (RFC 6750 §3.1).
+        assert.equal(reply.headers['www-authenticate'], 'Bearer realm="sso-attrs"')
         await assertUntouched(app, alice)
       })
 

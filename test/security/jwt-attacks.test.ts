@@ -181,8 +181,8 @@ async function assertRefused (app: App, send: () => Promise<Sent>, status: numbe
 interface AttackCase {
   what: string
   token: string
-  /** Expected HTTP status and sub_status in a body field (current_ust, target_ust); as in the header when left out. */
-  inBody?: [number, string]
+  /** Expected HTTP status and sub_status as target_ust; 401 E007001, as in every other delivery, when left out. */
+  asTarget?: [number, string]
 }
 
 async function corpus (k: Keys): Promise<AttackCase[]> {
@@ -240,8 +240,8 @@ async function corpus (k: Keys): Promise<AttackCase[]> {
     { what: 'crit naming a header that is not there', token: `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k1', crit: ['exp'] }))}.${payload}.${signature}` },
     { what: 'crit that is not a list', token: `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k1', crit: 'x' }))}.${payload}.${signature}` },
     // size
-    // In a body field the schema's length bound refuses it first, as invalid input.
-    { what: `oversized (${oversized.length} characters, validly signed)`, token: oversized, inBody: [400, 'E008002'] },
+    // As target_ust the schema's length bound refuses it first, as invalid input (as current_ust, 401).
+    { what: `oversized (${oversized.length} characters, validly signed)`, token: oversized, asTarget: [400, 'E008002'] },
     // claims
     { what: 'nbf in the future', token: await sign(k.es.privateKey, { alg: 'ES256', kid: 'k1' }, { nbf: nowSeconds() + 300 }) },
     { what: 'expired', token: await sign(k.es.privateKey, { alg: 'ES256', kid: 'k1' }, { exp: nowSeconds() - 300 }) },
@@ -288,7 +288,7 @@ describe('JWT attack corpus against a JWKS-file app (ES256 and RS256 keys), thro
     assert.equal((await attempt(app, 'bearer', rsaToken, superUser, 'control-rsa')).statusCode, 200, 'RS256 with the r1 key')
   })
 
-  test('every attack token is 401 E007001 in every delivery (an oversized one in a body field is 400 E008002), and nothing is stored', async (t) => {
+  test('every attack token is 401 E007001 in every delivery (an oversized one as target_ust is 400 E008002), and nothing is stored', async (t) => {
     const app = await jwksFileApp(t)
     const superUser = await sign(keys.es.privateKey, { alg: 'ES256', kid: 'k1' }, { sub: 'root', sid: 'root-session', extra: { roles: ['sso:super-user'] } })
     // The victim's session holds data, and the valid token is in the verified-token cache:
@@ -303,7 +303,7 @@ describe('JWT attack corpus against a JWKS-file app (ES256 and RS256 keys), thro
       for (const delivery of ['bearer', 'zato-body', 'target'] as const) {
         // A token with quotes or spaces (the JSON serialization) cannot be one bearer value; it still goes in bodies.
         if (delivery === 'bearer' && /[\s"]/.test(item.token)) continue
-        const [status, code] = delivery !== 'bearer' && item.inBody !== undefined ? item.inBody : [401, 'E007001']
+        const [status, code] = delivery === 'target' && item.asTarget !== undefined ? item.asTarget : [401, 'E007001']
         try {
           await assertRefused(app, async () => await attempt(app, delivery, item.token, superUser), status, code, `${item.what} (${delivery})`)
         } catch (error) {

@@ -156,6 +156,22 @@ describe('sso-attrs (command line)', () => {
       assert.match(typed.stderr, /PORT/)
     })
 
+    test('lists every problem on a line of its own, settings the schema refuses and cross-setting checks alike', async () => {
+      const env = { PORT: 'eighty', SSO_MAX_BATCH: '0', SSO_JWT_SECRET: 'short', SSO_SESSION_IDLE_TTL: '10', SSO_SESSION_MAX_TTL: '5' }
+      const run = await cli(['check-config'], env)
+      assert.equal(run.code, 78)
+      assert.deepEqual(run.stderr.trim().split('\n'), [
+        'sso-attrs: invalid configuration, the service would not start:',
+        '  - PORT must be integer',
+        '  - SSO_MAX_BATCH must be >= 1',
+        '  - SSO_JWT_SECRET must be at least 32 bytes',
+        '  - SSO_SESSION_IDLE_TTL must not exceed SSO_SESSION_MAX_TTL'
+      ])
+      const json = await cli(['check-config', '--json'], env)
+      assert.equal(json.code, 78)
+      assert.equal((JSON.parse(json.stdout) as { problems: string[] }).problems.length, 4)
+    })
+
     test('fails in production without the required settings, naming each', async () => {
       const run = await cli(['check-config'], { NODE_ENV: 'production' })
       assert.equal(run.code, 78)

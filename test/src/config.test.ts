@@ -177,6 +177,21 @@ describe('loadConfig', () => {
     assertRefused({ SSO_STORE: 'redis' }, /REDIS_URL/)
   })
 
+  test('reports every problem at once, one per setting: the refused settings and the cross-setting checks of the others', () => {
+    assert.deepEqual(problemsOf({ PORT: 'eighty', LOG_LEVEL: 'loud', SSO_MAX_BATCH: '0', REDIS_TLS: 'maybe', SSO_JWT_SECRET: 'short' }), [
+      'PORT must be integer',
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+      'REDIS_TLS must be boolean',
+      'SSO_MAX_BATCH must be >= 1',
+      'SSO_JWT_SECRET must be at least 32 bytes'
+    ])
+    // A check that involves a refused setting is left out: its default would only mislead.
+    assert.deepEqual(problemsOf({ SSO_SESSION_IDLE_TTL: 'soon', SSO_SESSION_MAX_TTL: '5' }), ['SSO_SESSION_IDLE_TTL must be integer'])
+    const production = problemsOf({ NODE_ENV: 'production', PORT: '-1' })
+    assert.equal(production[0], 'PORT must be >= 0')
+    assert.ok(production.includes('production needs SSO_ISSUER'), JSON.stringify(production))
+  })
+
   test('reports every cross-setting problem, not only the first', () => {
     const problems = problemsOf({ SSO_JWT_SECRET: 'short', SSO_SESSION_IDLE_TTL: '10', SSO_SESSION_MAX_TTL: '5', SSO_ENCRYPTION_KEYS: 'bad' })
     assert.ok(problems.length >= 3, JSON.stringify(problems))

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { bearerToken } from '../../routes/request-input.ts'
+import { bearerToken } from '../../src/bearer-token.ts'
 
 // What the service accepted before bearerToken() replaced it: the two must agree on every header.
 const BEARER = /^Bearer +([^ ]+) *$/i
