@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponses, OkSchema } from '../src/schemas/common.ts'
+import { errorResponses, OkSchema } from '../src/schemas/common.ts'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/healthz', {
-    schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', response: { 200: OkSchema } }
+    schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', security: [], response: { 200: Type.Object(OkSchema.properties, { description: 'The process answers' }) } }
   }, async (request) => ({ cid: request.id, status: 'ok' as const }))
 
   fastify.get('/readyz', {
@@ -12,7 +12,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['health'],
       operationId: 'readiness',
       summary: 'Readiness: the store answers (503 E011003 when it does not)',
-      response: { 200: Type.Object({ ...OkSchema.properties, store: Type.String({ description: '`redis` or `memory`' }) }), 503: ErrorResponses[503] }
+      security: [],
+      response: { 200: Type.Object({ ...OkSchema.properties, store: Type.String({ description: '`redis` or `memory`', examples: ['redis'] }) }, { description: 'The store answers' }), ...errorResponses(503) }
     }
   }, async (request) => {
     await fastify.store.ping()
