@@ -137,7 +137,7 @@ export const WriteOkSchema = ok({
 
 export const CreateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415) }
 export const UpdateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 404, 409, 413, 415, 422) }
-export const SetResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 422) }
+export const SetResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415) }
 
 export const GetResponses = {
   200: ok({
