@@ -43,7 +43,8 @@ export const COMPONENT_SCHEMAS: Record<string, ComponentSchema> = {
   CurrentApp: { schema: CurrentApp },
   CurrentUst: { schema: CurrentUst },
   TargetUst: { schema: TargetUst },
-  AttributeName: { schema: Name, document: { ...JSON.parse(JSON.stringify(Name)) as Record<string, unknown>, maxLength: DEFAULT_MAX_NAME_LENGTH } },
+  // Code points, as the service counts them (src/attribute-service.ts checkNames), and no control characters.
+  AttributeName: { schema: Name, document: { ...JSON.parse(JSON.stringify(Name)) as Record<string, unknown>, maxLength: DEFAULT_MAX_NAME_LENGTH, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$' } },
   AttributeValue: { schema: Value },
   Encrypt: { schema: Encrypt },
   Expiration: { schema: Expiration },
