@@ -237,7 +237,7 @@ export default fp(async (fastify) => {
     routePrefix: '/docs',
     uiConfig: { tryItOutEnabled: false },
     // "Try it out" calls the service that serves the page, whatever the document's servers say.
-    transformSpecification: (specification) => ({ ...specification, servers: [{ url: '/', description: 'This service' }] }),
+    transformSpecification: (specification, request) => ({ ...specification, servers: [{ url: `${request.protocol}://${request.host}`, description: 'This service' }] }),
     // The UI's own policy in place of the API's `default-src 'none'`; without
     // upgrade-insecure-requests, which would break the UI served over plain http on loopback.
     staticCSP: true,
