@@ -18,7 +18,12 @@ export const RATE_LIMIT_MAX = 60
 const document = parse(readFileSync(OPENAPI_PATH, 'utf8')) as { servers: Array<{ url: string }> }
 export const DEVELOPMENT_SERVER = document.servers[0]!.url
 
-export interface Service { app: App, close: () => Promise<void> }
+export interface Service {
+  app: App
+  /** Stops the redis-server under the service: every store call fails from then on (503). */
+  stopRedis: () => Promise<void>
+  close: () => Promise<void>
+}
 
 /**
  * Starts the service on the development server's host and port. Both generated-client suites
@@ -49,6 +54,7 @@ export async function startService (): Promise<Service> {
     }
     return {
       app,
+      stopRedis: async () => { await redis.stop() },
       close: async () => {
         await app.close()
         await redis.close()

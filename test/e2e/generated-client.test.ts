@@ -207,5 +207,13 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
       assertError(refused, 429, 'E011002')
       assert.match(refused.response.headers.get('retry-after') ?? '', /^\d+$/)
     })
+
+    // Last: it stops the suite's redis-server.
+    test('503 E011003: the store is down, with Retry-After', async () => {
+      await service.stopRedis()
+      const down = await clientFor(await mintUst()).GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
+      assertError(down, 503, 'E011003')
+      assert.equal(down.response.headers.get('retry-after'), '1')
+    })
   })
 })
