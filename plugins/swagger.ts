@@ -153,6 +153,11 @@ export function documentObject (aliases: Map<string, Set<string>>): SwaggerTrans
     if (!('openapiObject' in document)) return document.swaggerObject
     const openapi = document.openapiObject as unknown as Json & { paths: Record<string, Record<string, Operation>>, components: Json }
     const { schemas, dedupe } = componentIndex()
+    // A body that is a published schema: its example is the component's.
+    const referToComponent = (media: Json) => {
+      media.schema = dedupe(media.schema, true)
+      if (typeof media.schema === 'object' && media.schema !== null && '$ref' in media.schema) delete media.example
+    }
     const operations: Operation[] = []
     const errorStatuses = new Set<ErrorStatus>()
     for (const item of Object.values(openapi.paths)) {
@@ -168,21 +173,15 @@ export function documentObject (aliases: Map<string, Set<string>>): SwaggerTrans
             continue
           }
           response.headers = headerRefs(['X-Cid', 'Cache-Control', ...(limited ? RATE_LIMIT_HEADERS : [])])
-          for (const media of Object.values((response.content ?? {}) as Record<string, Json>)) {
-            media.schema = dedupe(media.schema, true)
-            if (typeof media.schema === 'object' && media.schema !== null && '$ref' in media.schema) delete media.example
-          }
+          for (const media of Object.values((response.content ?? {}) as Record<string, Json>)) referToComponent(media)
         }
         const requestBody = operation.requestBody as { content?: Record<string, Json> } | undefined
-        for (const media of Object.values(requestBody?.content ?? {})) {
-          media.schema = dedupe(media.schema, true)
-          if (typeof media.schema === 'object' && media.schema !== null && '$ref' in media.schema) delete media.example
-        }
+        for (const media of Object.values(requestBody?.content ?? {})) referToComponent(media)
         for (const parameter of operation.parameters ?? []) parameter.schema = dedupe(parameter.schema, true)
       }
     }
     const parameters = shareParameters(operations)
-    const statuses = [...errorStatuses].sort()
+    const statuses = [...errorStatuses].sort((a, b) => a - b)
     openapi.components = {
       ...openapi.components,
       schemas,
