@@ -72,10 +72,11 @@ const QueryFields = {
   current_app: Type.Optional(CurrentApp),
   target_ust: Type.Optional(TargetUst)
 }
+export const NameListQuery = Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })
 const NamesQueryFields = {
   ...QueryFields,
   name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] }))
+  data: Type.Optional(NameListQuery)
 }
 
 export const GetQuerySchema = Type.Object({ ...NamesQueryFields, decrypt: Type.Optional(Decrypt) }, { additionalProperties: false })

@@ -2,7 +2,7 @@ import type { TSchema } from 'typebox'
 import { ConfigSchema } from '../config.ts'
 import {
   AttributeSchema, CreateBodySchema, CurrentApp, CurrentUst, Encrypt, Expiration, ExistsResponses, GetResponses,
-  DeleteResponses, IfVersion, Name, NamesResponses, TargetUst, UpdateBodySchema, Value, WriteOkSchema, WriteResultSchema, writeItem
+  DeleteResponses, IfVersion, Name, NameListQuery, NamesResponses, TargetUst, UpdateBodySchema, Value, WriteOkSchema, WriteResultSchema, writeItem
 } from './attributes.ts'
 import { CidSchema, ErrorDetailSchema, ErrorEnvelopeSchema } from './common.ts'
 
@@ -10,8 +10,10 @@ import { CidSchema, ErrorDetailSchema, ErrorEnvelopeSchema } from './common.ts'
 // schemas are published in `components.schemas`, and the constraints the service enforces in
 // code rather than with ajv (so that its errors can name the field), stated as JSON Schema.
 
-/** The document is generated from the default configuration; SSO_MAX_NAME_LENGTH may differ on a deployment. */
-export const DEFAULT_MAX_NAME_LENGTH = Number((ConfigSchema.properties.SSO_MAX_NAME_LENGTH as { default?: unknown }).default)
+/** The document is generated from the default configuration; a deployment may set other limits. */
+const configDefault = (name: keyof typeof ConfigSchema.properties) => Number((ConfigSchema.properties[name] as { default?: unknown }).default)
+export const DEFAULT_MAX_NAME_LENGTH = configDefault('SSO_MAX_NAME_LENGTH')
+export const DEFAULT_MAX_BATCH = configDefault('SSO_MAX_BATCH')
 
 /** Inputs the service requires wherever they come from; in the documented (query-string) form of a read they are required there. */
 export const REQUIRED_INPUTS = ['current_app'] as const
@@ -22,8 +24,10 @@ export const REQUIRED_INPUTS = ['current_app'] as const
  */
 function withForms (schema: TSchema, itemOnly: string[]): Record<string, unknown> {
   const absent = (fields: string[]) => Object.fromEntries(fields.map((field) => [field, false]))
+  const published = JSON.parse(JSON.stringify(schema)) as { properties: Record<string, Record<string, unknown>> }
   return {
-    ...JSON.parse(JSON.stringify(schema)) as Record<string, unknown>,
+    ...published,
+    properties: { ...published.properties, data: { ...published.properties.data, maxItems: DEFAULT_MAX_BATCH } },
     oneOf: [
       { title: 'Single form', required: ['name'], properties: { name: true, ...absent(['data']) } },
       { title: 'Batch form', required: ['data'], properties: { data: true, ...absent(['name', ...itemOnly]) } }
@@ -45,6 +49,7 @@ export const COMPONENT_SCHEMAS: Record<string, ComponentSchema> = {
   TargetUst: { schema: TargetUst },
   // Code points, as the service counts them (src/attribute-service.ts checkNames), and no control characters.
   AttributeName: { schema: Name, document: { ...JSON.parse(JSON.stringify(Name)) as Record<string, unknown>, maxLength: DEFAULT_MAX_NAME_LENGTH, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$' } },
+  NameList: { schema: NameListQuery, document: { ...JSON.parse(JSON.stringify(NameListQuery)) as Record<string, unknown>, maxItems: DEFAULT_MAX_BATCH } },
   AttributeValue: { schema: Value },
   Encrypt: { schema: Encrypt },
   Expiration: { schema: Expiration },
