@@ -25,6 +25,7 @@ const backchannelLogoutRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'OpenID Connect Back-Channel Logout',
       description: 'Called by the identity provider. A logout token with `sid` ends that session; one with only `sub` ends every session of the user. The session\'s attributes are purged at once and its USTs get 401 E007001 from then on. A bad token, or one seen before (`jti`), is 400.',
       consumes: ['application/x-www-form-urlencoded'],
+      security: [],
       body: LogoutTokenBodySchema,
       response: LogoutResponses
     }

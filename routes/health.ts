@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponses, OkSchema } from '../src/schemas/common.ts'
+import { errorResponses, OkSchema } from '../src/schemas/common.ts'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // Probed every few seconds (Docker, Kubernetes): request lines at info would drown the log.
   // Warnings and errors still show, such as a 503 from /readyz.
   fastify.get('/healthz', {
     logLevel: 'warn',
-    schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', response: { 200: OkSchema } }
+    schema: { tags: ['health'], operationId: 'liveness', summary: 'Liveness: the process answers', security: [], response: { 200: Type.Object(OkSchema.properties, { description: 'The process answers' }) } }
   }, async (request) => ({ cid: request.id, status: 'ok' as const }))
 
   fastify.get('/readyz', {
@@ -16,7 +16,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['health'],
       operationId: 'readiness',
       summary: 'Readiness: the store answers (503 E011003 when it does not)',
-      response: { 200: Type.Object({ ...OkSchema.properties, store: Type.String({ description: '`redis` or `memory`' }) }), 503: ErrorResponses[503] }
+      security: [],
+      response: { 200: Type.Object({ ...OkSchema.properties, store: Type.String({ description: '`redis` or `memory`', examples: ['redis'] }) }, { description: 'The store answers' }), ...errorResponses(503) }
     }
   }, async (request) => {
     await fastify.store.ping()

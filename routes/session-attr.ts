@@ -5,9 +5,9 @@ import type { WriteSpec } from '../src/attribute-service.ts'
 import type { AuditOperation } from '../src/audit.ts'
 import { invalidInput } from '../src/errors.ts'
 import {
-  CreateBodySchema, DeleteBodySchema, DeleteQuerySchema, DeleteResponses, ExistsBodySchema, ExistsQuerySchema,
+  CreateBodySchema, CreateResponses, DeleteBodySchema, DeleteQuerySchema, DeleteResponses, ExistsBodySchema, ExistsQuerySchema,
   ExistsResponses, GetBodySchema, GetQuerySchema, GetResponses, NamesBodySchema, NamesQuerySchema, NamesResponses,
-  NoQuerySchema, SetBodySchema, UpdateBodySchema, WriteResponses
+  NoQuerySchema, SetBodySchema, SetResponses, UpdateBodySchema, UpdateResponses
 } from '../src/schemas/attributes.ts'
 import type { WriteMode } from '../src/store/types.ts'
 import { batchGetBody } from './attribute-json.ts'
@@ -87,7 +87,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
     schema: {
       tags, operationId: operationId('createAttributes'), summary: `Create attributes${alias}`,
       description: 'Creates one attribute (name, value) or a batch (data). Fails with 409 E009001 if any name exists; a batch is all or nothing.',
-      security, body: CreateBodySchema, querystring: NoQuerySchema, response: WriteResponses
+      security, body: CreateBodySchema, querystring: NoQuerySchema, response: CreateResponses
     }
   }, async (request) => await write(request, 'create'))
 
@@ -95,7 +95,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
     schema: {
       tags, operationId: operationId('updateAttributes'), summary: `Update attributes${alias}`,
       description: 'Updates existing attributes; 404 E009002 if any is missing. Omitted expiration or encrypt keep the stored ones; value may be omitted when only they change.',
-      security, body: UpdateBodySchema, querystring: NoQuerySchema, response: WriteResponses
+      security, body: UpdateBodySchema, querystring: NoQuerySchema, response: UpdateResponses
     }
   }, async (request) => await write(request, 'update'))
 
@@ -103,7 +103,7 @@ const sessionAttrRoutes: FastifyPluginAsyncTypebox<SessionAttrRoutesOptions> = a
     schema: {
       tags, operationId: operationId('setAttributes'), summary: `Set (upsert) attributes${alias}`,
       description: 'Creates or updates attributes. On an existing attribute, omitted expiration or encrypt keep the stored ones.',
-      security, body: SetBodySchema, querystring: NoQuerySchema, response: WriteResponses
+      security, body: SetBodySchema, querystring: NoQuerySchema, response: SetResponses
     }
   }, async (request) => await write(request, 'set'))
 

@@ -119,7 +119,7 @@ export class AttributeService {
     const seen = new Map<string, string>()
     for (const spec of specs) {
       const path = spec.path
-      if (spec.name.length === 0 || spec.name.length > this.#limits.maxNameLength) {
+      if (spec.name.length === 0 || (spec.name.length > this.#limits.maxNameLength && [...spec.name].length > this.#limits.maxNameLength)) {
         throw invalidInput(path, `Name must be 1 to ${this.#limits.maxNameLength} characters`)
       }
       if (CONTROL_CHARACTERS.test(spec.name)) throw invalidInput(path, 'Name must not contain control characters')

@@ -1,32 +1,34 @@
 import { Type, type Static, type TSchema, type TSchemaOptions } from 'typebox'
-import { CidSchema, ErrorResponses, OkSubStatusSchema } from './common.ts'
+import { API_ERRORS, CidSchema, errorResponses, OkSubStatusSchema } from './common.ts'
 
 // Hard bounds that hold whatever the configuration; the configured (smaller) limits are
-// checked by the attribute service, which can name the offending field.
+// checked by the attribute service, which can name the offending field. The document shows
+// the default name limit instead (src/schemas/document.ts).
 const NAME_MAX = 1024
 const UST_MAX = 8192
 
-const CurrentApp = Type.String({ minLength: 1, maxLength: 191, description: 'Application the call is made from; must be one of SSO_APPS.', examples: ['CRM'] })
+export const CurrentApp = Type.String({ minLength: 1, maxLength: 191, description: 'Application the call is made from; must be one of SSO_APPS.', examples: ['CRM'] })
 const Ust = (description: string) => Type.String({ minLength: 1, maxLength: UST_MAX, description, examples: ['eyJhbGciOiJFUzI1NiIsImtpZCI6ImRldi0...'] })
-const CurrentUst = Ust('Caller\'s UST. Prefer the `Authorization: Bearer <ust>` header, which keeps tokens out of bodies and URLs.')
-const TargetUst = Ust('UST of the session whose attributes are touched; defaults to the caller\'s.')
-const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'Attribute name: 1 to 191 characters (configurable), no control characters.', examples: ['theme'] })
-const Value = Type.Unknown({ description: 'Any JSON value (at most 64 KiB serialized, configurable).', examples: ['dark'] })
-const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.', examples: [true] })
-const Expiration = Type.Union([Type.Integer({ minimum: 1, maximum: 315360000 }), Type.Null()], {
+export const CurrentUst = Ust('Caller\'s UST. Prefer the `Authorization: Bearer <ust>` header, which keeps tokens out of bodies and URLs.')
+export const TargetUst = Ust('UST of the session whose attributes are touched; defaults to the caller\'s.')
+export const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'Attribute name: 1 to 191 Unicode code points (SSO_MAX_NAME_LENGTH), no control characters.', examples: ['theme'] })
+export const Value = Type.Unknown({ description: 'Any JSON value (at most 64 KiB serialized, configurable).', examples: ['dark'] })
+export const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.', examples: [true] })
+export const Expiration = Type.Union([Type.Integer({ minimum: 1, maximum: 315360000 }), Type.Null()], {
   description: 'Seconds from now until the attribute expires; null removes an expiry; omitted keeps it (none for a new attribute). Never past the session\'s lifetime.',
   examples: [3600]
 })
-const IfVersion = Type.Integer({ minimum: 1, description: 'Write only if the stored version is this one (409 E011005 otherwise).', examples: [3] })
-const Decrypt = Type.Boolean({ description: 'Return encrypted values decrypted (true, the default) or as the stored ciphertext string (false).', examples: [false] })
+export const IfVersion = Type.Integer({ minimum: 1, description: 'Write only if the stored version is this one (409 E011005 otherwise).', examples: [3] })
+export const Decrypt = Type.Boolean({ description: 'Return encrypted values decrypted (true, the default) or as the stored ciphertext string (false).', examples: [false] })
 
+// GET and DELETE may take current_app from the query string or the body: optional in each.
 const Common = {
   current_app: Type.Optional(CurrentApp),
   current_ust: Type.Optional(CurrentUst),
   target_ust: Type.Optional(TargetUst)
 }
 
-const writeItem = (withVersion: boolean) => Type.Object({
+export const writeItem = (withVersion: boolean) => Type.Object({
   name: Name,
   value: Type.Optional(Value),
   encrypt: Type.Optional(Encrypt),
@@ -36,6 +38,7 @@ const writeItem = (withVersion: boolean) => Type.Object({
 
 const writeBody = (withVersion: boolean, summary: string) => Type.Object({
   ...Common,
+  current_app: CurrentApp,
   name: Type.Optional(Name),
   value: Type.Optional(Value),
   encrypt: Type.Optional(Encrypt),
@@ -63,33 +66,26 @@ const ReadFields = {
 }
 
 export const GetBodySchema = Type.Object({ ...ReadFields, decrypt: Type.Optional(Decrypt) }, { additionalProperties: false })
-export const GetQuerySchema = Type.Object({
-  current_app: Type.Optional(CurrentApp),
-  target_ust: Type.Optional(TargetUst),
-  name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })),
-  decrypt: Type.Optional(Decrypt)
-}, { additionalProperties: false })
-export const DeleteBodySchema = Type.Object({ ...ReadFields, if_version: Type.Optional(IfVersion) }, { additionalProperties: false })
-export const DeleteQuerySchema = Type.Object({
-  current_app: Type.Optional(CurrentApp),
-  target_ust: Type.Optional(TargetUst),
-  name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })),
-  if_version: Type.Optional(IfVersion)
-}, { additionalProperties: false })
-export const ExistsBodySchema = Type.Object(ReadFields, { additionalProperties: false })
-export const ExistsQuerySchema = Type.Object({
-  current_app: Type.Optional(CurrentApp),
-  target_ust: Type.Optional(TargetUst),
-  name: Type.Optional(Name),
-  data: Type.Optional(Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] }))
-}, { additionalProperties: false })
-export const NamesBodySchema = Type.Object(Common, { additionalProperties: false })
-export const NamesQuerySchema = Type.Object({
+// The query string's fields; the document marks current_app required there, the one place it
+// can come from in the documented form (src/schemas/document.ts).
+const QueryFields = {
   current_app: Type.Optional(CurrentApp),
   target_ust: Type.Optional(TargetUst)
-}, { additionalProperties: false })
+}
+export const NameListQuery = Type.Array(Name, { description: 'Batch form: repeat the parameter, `data=a&data=b`.', examples: [['theme', 'cart']] })
+const NamesQueryFields = {
+  ...QueryFields,
+  name: Type.Optional(Name),
+  data: Type.Optional(NameListQuery)
+}
+
+export const GetQuerySchema = Type.Object({ ...NamesQueryFields, decrypt: Type.Optional(Decrypt) }, { additionalProperties: false })
+export const DeleteBodySchema = Type.Object({ ...ReadFields, if_version: Type.Optional(IfVersion) }, { additionalProperties: false })
+export const DeleteQuerySchema = Type.Object({ ...NamesQueryFields, if_version: Type.Optional(IfVersion) }, { additionalProperties: false })
+export const ExistsBodySchema = Type.Object(ReadFields, { additionalProperties: false })
+export const ExistsQuerySchema = Type.Object(NamesQueryFields, { additionalProperties: false })
+export const NamesBodySchema = Type.Object(Common, { additionalProperties: false })
+export const NamesQuerySchema = Type.Object(QueryFields, { additionalProperties: false })
 export const NoQuerySchema = Type.Object({}, { additionalProperties: false })
 
 export type ReadInput = Static<typeof GetBodySchema> & Static<typeof DeleteBodySchema>
@@ -118,7 +114,7 @@ export const AttributeSchema = Type.Object({
   version: Type.Optional(Type.Integer({ description: '1 on create, +1 per write.', examples: [1] }))
 })
 
-const WriteResultSchema = Type.Object({
+export const WriteResultSchema = Type.Object({
   name: Name,
   version: Type.Integer({ description: 'Version after this write.', examples: [1] }),
   expiration_time: ExpirationTime('When the attribute expires; null when it has no expiry of its own.')
@@ -131,8 +127,7 @@ const ok = (properties: Parameters<typeof Type.Object>[0], description: string) 
   ...properties
 }, { description })
 
-export const WriteResponses = {
-  200: ok({
+export const WriteOkSchema = ok({
     name: Type.Optional(Name),
     version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
     expiration_time: Type.Optional(ExpirationTime('Single form: when the attribute expires; null when it has no expiry of its own.')),
@@ -140,9 +135,11 @@ export const WriteResponses = {
       description: 'Batch form: per name, version and expiry after the write.',
       examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
     }))
-  }, 'Written'),
-  ...ErrorResponses
-}
+}, 'Written')
+
+export const CreateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 507) }
+export const UpdateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 404, 409, 413, 415, 422, 507) }
+export const SetResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 507) }
 
 export const GetResponses = {
   200: ok({
@@ -156,14 +153,14 @@ export const GetResponses = {
       }]
     }))
   }, 'Single form: the attribute\'s fields. Batch form: result keyed by name.'),
-  ...ErrorResponses
+  ...errorResponses(...API_ERRORS, 413, 422)
 }
 
 export const ExistsResponses = {
   200: ok({
     result: Type.Union([Type.Boolean(), ByName(Type.Boolean(), {})], { description: 'Single form: boolean; batch form: name -> boolean.', examples: [true, { theme: true, missing: false }] })
   }, 'Whether the attributes exist'),
-  ...ErrorResponses
+  ...errorResponses(...API_ERRORS, 413)
 }
 
 export const DeleteResponses = {
@@ -171,10 +168,10 @@ export const DeleteResponses = {
     deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.', examples: [true] })),
     result: Type.Optional(ByName(Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
   }, 'Deleted (a missing name is not an error)'),
-  ...ErrorResponses
+  ...errorResponses(...API_ERRORS, 409, 413)
 }
 
 export const NamesResponses = {
   200: ok({ result: Type.Array(Name, { description: 'Live attribute names, sorted by code point.', examples: [['api_key', 'cart', 'theme']] }) }, 'Attribute names'),
-  ...ErrorResponses
+  ...errorResponses(...API_ERRORS)
 }

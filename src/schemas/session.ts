@@ -1,12 +1,13 @@
 import { Type } from 'typebox'
-import { ErrorResponses, OkSchema, OkSubStatusSchema } from './common.ts'
+import { CurrentApp, CurrentUst } from './attributes.ts'
+import { API_ERRORS, errorResponses, OkSchema, OkSubStatusSchema } from './common.ts'
 
 const UST_MAX = 8192
 const Ust = (description: string) => Type.String({ minLength: 1, maxLength: UST_MAX, description, examples: ['eyJhbGciOiJFUzI1NiIsImtpZCI6ImRldi0...'] })
 
 const SessionFields = {
-  current_app: Type.Optional(Type.String({ minLength: 1, maxLength: 191, description: 'Application the call is made from; must be one of SSO_APPS.', examples: ['CRM'] })),
-  current_ust: Type.Optional(Ust('Caller\'s UST. Prefer the `Authorization: Bearer <ust>` header.')),
+  current_app: Type.Optional(CurrentApp),
+  current_ust: Type.Optional(CurrentUst),
   target_ust: Type.Optional(Ust('UST of the session to end; defaults to the caller\'s.'))
 }
 
@@ -18,7 +19,7 @@ export const EndSessionQuerySchema = Type.Object({
 
 export const EndSessionResponses = {
   200: Type.Object({ ...OkSchema.properties, sub_status: OkSubStatusSchema }, { description: 'The session has ended (also when it had ended before)' }),
-  ...ErrorResponses
+  ...errorResponses(...API_ERRORS)
 }
 
 export const LogoutTokenBodySchema = Type.Object({
@@ -27,9 +28,5 @@ export const LogoutTokenBodySchema = Type.Object({
 
 export const LogoutResponses = {
   200: Type.Object(OkSchema.properties, { description: 'The session, or every session of the user, has ended' }),
-  400: ErrorResponses[400],
-  415: ErrorResponses[415],
-  429: ErrorResponses[429],
-  500: ErrorResponses[500],
-  503: ErrorResponses[503]
+  ...errorResponses(400, 415, 429, 500, 503)
 }

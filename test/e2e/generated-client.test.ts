@@ -1,50 +1,31 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import createClient from 'openapi-fetch'
-import { RedisServer } from '../fixtures/redis.ts'
 import type { paths } from '../generated/api.d.ts'
-import { build, mintUst } from '../helper.ts'
+import { mintUst } from '../helper.ts'
+import { DEVELOPMENT_SERVER, MAX_VALUE_BYTES, RATE_LIMIT_MAX, startService, type Service } from './generated-client-server.ts'
 
 // A TypeScript client generated from openapi.yaml (openapi-typescript, `npm run client:generate`,
 // run by `npm test` before the typecheck) drives the service over a real socket on a real
-// redis-server. If the contract and the service drift apart, this file stops compiling or
-// these assertions fail.
+// redis-server, at the document's development server URL. If the contract and the service
+// drift apart, this file stops compiling or these assertions fail.
+// test/e2e/generated-client-hey-api.test.ts runs the same scenario with another generator.
 
-let redis: RedisServer
-let base: string
-let closeApp: () => Promise<void>
-const MAX_VALUE_BYTES = 1024
+let service: Service
 
 before(async () => {
-  redis = await RedisServer.start()
-  const app = await build(undefined, {
-    SSO_STORE: 'redis',
-    REDIS_URL: redis.url,
-    SSO_KEY_PREFIX: `client-${randomBytes(4).toString('hex')}:`,
-    SSO_MAX_VALUE_BYTES: MAX_VALUE_BYTES
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  closeApp = async () => { await app.close() }
+  service = await startService()
 })
 
 after(async () => {
-  await closeApp()
-  await redis.close()
+  await service.close()
 })
 
 /** A generated client that sends this UST as `Authorization: Bearer`. */
 function clientFor (ust: string) {
-  return createClient<paths>({ baseUrl: base, headers: { authorization: `Bearer ${ust}` } })
+  return createClient<paths>({ baseUrl: DEVELOPMENT_SERVER, headers: { authorization: `Bearer ${ust}` } })
 }
-
-// The document marks every request body required, GET's included (@fastify/swagger does so
-// for any body schema), but fetch cannot send a body with GET. The service reads GET and
-// DELETE inputs from the query string, so these calls serialize the (empty) body to nothing.
-const NO_BODY = { body: {}, bodySerializer: () => undefined }
 
 const P = '/sso/session/attr'
 
@@ -70,7 +51,7 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
     assert.equal(set.data?.version, 1)
     assert.equal(set.data?.expiration_time, null)
 
-    const got = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'theme' } }, ...NO_BODY })
+    const got = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'theme' } } })
     assert.equal(got.response.status, 200)
     assert.equal(got.data?.found, true)
     assert.equal(got.data?.value, 'dark')
@@ -90,22 +71,22 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
     assert.equal(typeof set.data?.result?.a?.expiration_time, 'string')
     assert.equal(set.data?.result?.b?.expiration_time, null)
 
-    const got = await client.GET(P, { params: { query: { current_app: 'CRM', data: ['a', 'b', 'missing'] } }, ...NO_BODY })
+    const got = await client.GET(P, { params: { query: { current_app: 'CRM', data: ['a', 'b', 'missing'] } } })
     assert.equal(got.response.status, 200)
     const result = got.data?.result ?? {}
     assert.deepEqual(result.a?.value, { n: 1 })
     assert.deepEqual(result.b?.value, [1, 2])
     assert.deepEqual(result.missing, { found: false })
 
-    const exists = await client.GET(`${P}/exists`, { params: { query: { current_app: 'CRM', data: ['a', 'missing'] } }, ...NO_BODY })
+    const exists = await client.GET(`${P}/exists`, { params: { query: { current_app: 'CRM', data: ['a', 'missing'] } } })
     assert.deepEqual(exists.data?.result, { a: true, missing: false })
 
-    const names = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } }, ...NO_BODY })
+    const names = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
     assert.deepEqual(names.data?.result, ['a', 'b'])
 
-    const deleted = await client.DELETE(P, { params: { query: { current_app: 'CRM', name: 'a' } }, ...NO_BODY })
+    const deleted = await client.DELETE(P, { params: { query: { current_app: 'CRM', name: 'a' } } })
     assert.equal(deleted.data?.deleted, true)
-    const again = await client.DELETE(P, { params: { query: { current_app: 'CRM', data: ['a', 'b'] } }, ...NO_BODY })
+    const again = await client.DELETE(P, { params: { query: { current_app: 'CRM', data: ['a', 'b'] } } })
     assert.deepEqual(again.data?.result, { a: false, b: true })
   })
 
@@ -115,9 +96,9 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
     assert.equal(set.response.status, 200)
     assert.ok(Date.parse(set.data?.expiration_time ?? '') > Date.now(), 'expires in the future')
     const query = { current_app: 'CRM', name: 'otp' }
-    assert.equal((await client.GET(P, { params: { query }, ...NO_BODY })).data?.found, true)
+    assert.equal((await client.GET(P, { params: { query } })).data?.found, true)
     await sleep(1300)
-    const got = await client.GET(P, { params: { query }, ...NO_BODY })
+    const got = await client.GET(P, { params: { query } })
     assert.equal(got.response.status, 200)
     assert.equal(got.data?.found, false)
     assert.equal(got.data?.value, undefined)
@@ -129,30 +110,33 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
     const set = await client.PUT(P, { body: { current_app: 'CRM', name: 'api_key', value: secret, encrypt: true } })
     assert.equal(set.response.status, 200)
 
-    const clear = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'api_key' } }, ...NO_BODY })
+    const clear = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'api_key' } } })
     assert.deepEqual(clear.data?.value, secret)
     assert.equal(clear.data?.is_encrypted, true)
 
-    const sealed = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'api_key', decrypt: false } }, ...NO_BODY })
+    const sealed = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'api_key', decrypt: false } } })
     assert.equal(sealed.data?.is_encrypted, true)
     assert.equal(typeof sealed.data?.value, 'string')
     assert.match(sealed.data?.value as string, /^gcm1\./)
     assert.ok(!(sealed.data?.value as string).includes('s3cr3t'))
   })
 
-  test('the Zato path takes the UST in the body', async () => {
+  test('the Zato alias (x-aliases) answers the same operation under /zato, the UST in the body', async () => {
     const ust = await mintUst()
-    const client = createClient<paths>({ baseUrl: base })
-    const set = await client.PUT('/zato/sso/session/attr', { body: { current_app: 'CRM', current_ust: ust, name: 'lang', value: 'en' } })
+    const zato = createClient<paths>({ baseUrl: `${DEVELOPMENT_SERVER}/zato` })
+    const set = await zato.PUT(P, { body: { current_app: 'CRM', current_ust: ust, name: 'lang', value: 'en' } })
     assert.equal(set.response.status, 200)
     assert.equal(set.data?.version, 1)
+    const got = await clientFor(ust).GET(P, { params: { query: { current_app: 'CRM', name: 'lang' } } })
+    assert.equal(got.data?.value, 'en', 'the same session under the canonical path')
   })
 
   describe('each error class', () => {
-    test('400 E008002: both name and data', async () => {
+    // A body with both name and data, or neither, does not compile: the document's oneOf.
+    test('400 E008002: both name and data in the query string', async () => {
       const client = clientFor(await mintUst())
-      const error = assertError(await client.PUT(P, { body: { current_app: 'CRM', name: 'a', value: 1, data: [{ name: 'b', value: 2 }] } }), 400, 'E008002')
-      assert.ok((error.details?.length ?? 0) > 0, 'details name the field')
+      const error = assertError(await client.GET(P, { params: { query: { current_app: 'CRM', name: 'a', data: ['b'] } } }), 400, 'E008002')
+      assert.deepEqual(error.details?.map((detail) => detail.path), ['/data'])
     })
 
     test('400 E008002: an expiration below 1', async () => {
@@ -163,29 +147,29 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
 
     test('400 E008003: neither name nor data', async () => {
       const client = clientFor(await mintUst())
-      assertError(await client.PUT(P, { body: { current_app: 'CRM' } }), 400, 'E008003')
+      assertError(await client.GET(`${P}/exists`, { params: { query: { current_app: 'CRM' } } }), 400, 'E008003')
     })
 
     test('401 E007001: a token signed with another key, and no token at all', async () => {
       const forged = clientFor(await mintUst({ secret: 'another-secret-that-is-at-least-32-bytes' }))
-      assertError(await forged.GET(P, { params: { query: { current_app: 'CRM', name: 'a' } }, ...NO_BODY }), 401, 'E007001')
-      const anonymous = createClient<paths>({ baseUrl: base })
-      const missing = await anonymous.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } }, ...NO_BODY })
+      assertError(await forged.GET(P, { params: { query: { current_app: 'CRM', name: 'a' } } }), 401, 'E007001')
+      const anonymous = createClient<paths>({ baseUrl: DEVELOPMENT_SERVER })
+      const missing = await anonymous.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
       assertError(missing, 401, 'E007001')
       assert.equal(missing.response.headers.get('www-authenticate'), 'Bearer realm="sso-attrs"')
     })
 
     test('403 E004001: an app that is not allowed', async () => {
       const client = clientFor(await mintUst())
-      assertError(await client.GET(`${P}/names`, { params: { query: { current_app: 'Nope' } }, ...NO_BODY }), 403, 'E004001')
+      assertError(await client.GET(`${P}/names`, { params: { query: { current_app: 'Nope' } } }), 403, 'E004001')
     })
 
     test('403 E005001: another user\'s session, unless super-user', async () => {
       const bobs = await mintUst({ sub: 'bob' })
       const alice = clientFor(await mintUst({ sub: 'alice' }))
-      assertError(await alice.GET(`${P}/names`, { params: { query: { current_app: 'CRM', target_ust: bobs } }, ...NO_BODY }), 403, 'E005001')
+      assertError(await alice.GET(`${P}/names`, { params: { query: { current_app: 'CRM', target_ust: bobs } } }), 403, 'E005001')
       const admin = clientFor(await mintUst({ sub: 'admin', roles: ['sso:super-user'] }))
-      const allowed = await admin.GET(`${P}/names`, { params: { query: { current_app: 'CRM', target_ust: bobs } }, ...NO_BODY })
+      const allowed = await admin.GET(`${P}/names`, { params: { query: { current_app: 'CRM', target_ust: bobs } } })
       assert.equal(allowed.response.status, 200)
     })
 
@@ -207,7 +191,7 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
       const second = await client.PATCH(P, { body: { current_app: 'CRM', name: 'a', value: 2, if_version: 1 } })
       assert.equal(second.data?.version, 2)
       assertError(await client.PUT(P, { body: { current_app: 'CRM', name: 'a', value: 3, if_version: 1 } }), 409, 'E011005')
-      const got = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'a' } }, ...NO_BODY })
+      const got = await client.GET(P, { params: { query: { current_app: 'CRM', name: 'a' } } })
       assert.equal(got.data?.value, 2, 'the failed write changed nothing')
     })
 
@@ -215,6 +199,25 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
       const client = clientFor(await mintUst())
       const error = assertError(await client.PUT(P, { body: { current_app: 'CRM', name: 'big', value: 'x'.repeat(MAX_VALUE_BYTES + 1) } }), 413, 'E011001')
       assert.deepEqual(error.details?.map((detail) => detail.path), ['/value'])
+    })
+
+    test('429 E011002: over the rate limit, with Retry-After', async () => {
+      const client = clientFor(await mintUst({ sub: `greedy-${Date.now()}` }))
+      const first = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
+      assert.equal(first.response.status, 200)
+      assert.equal(first.response.headers.get('x-ratelimit-limit'), String(RATE_LIMIT_MAX))
+      for (let sent = 1; sent < RATE_LIMIT_MAX; sent++) await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
+      const refused = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
+      assertError(refused, 429, 'E011002')
+      assert.match(refused.response.headers.get('retry-after') ?? '', /^\d+$/)
+    })
+
+    // Last: it stops the suite's redis-server.
+    test('503 E011003: the store is down, with Retry-After', async () => {
+      await service.stopRedis()
+      const down = await clientFor(await mintUst()).GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
+      assertError(down, 503, 'E011003')
+      assert.equal(down.response.headers.get('retry-after'), '1')
     })
   })
 })

@@ -37,7 +37,7 @@ async function fill (): Promise<void> {
 }
 
 describe('Redis full (maxmemory reached)', () => {
-  test('noeviction: writes 507 E011007 with nothing written, batches all or nothing; reads, names, exists and deletes keep working; writes again once there is room', { timeout: 30_000 }, async (t) => {
+  test('noeviction: writes 507 E011007 with nothing written, batches all or nothing; reads, names, exists, deletes and logouts keep working; writes again once there is room', { timeout: 30_000 }, async (t) => {
     t.after(async () => { await admin.config('SET', 'maxmemory', '0'); await admin.flushall() })
     await admin.config('SET', 'maxmemory-policy', 'noeviction')
     const { base } = await listen(t, { SSO_STORE: 'redis', REDIS_URL: redis.url })
@@ -55,11 +55,18 @@ describe('Redis full (maxmemory reached)', () => {
     assert.deepEqual([kept.value, kept.version], ['old', 1], 'nothing of the refused writes reached the attribute')
     assert.deepEqual(assertOk(await call(base, 'GET', `${P}/names?current_app=CRM`, { ust }), 'names while full').result, ['gone', 'kept'])
     assert.deepEqual(assertOk(await call(base, 'GET', `${P}/exists?current_app=CRM&data=kept&data=b1`, { ust }), 'exists while full').result, { kept: true, b1: false })
+    assert.equal(await admin.dbsize(), keysWhenFull, 'no key was evicted or added by the refused writes')
+    // A logout must not wait for memory: it frees some, and its tombstone is tiny.
+    const other = await mintUst()
+    assertOk(await call(base, 'GET', `${P}/names?current_app=CRM`, { ust: other }), 'a second session, read while full')
+    assertOk(await call(base, 'DELETE', '/sso/session?current_app=CRM', { ust: other }), 'a logout while full')
+    assertError(await call(base, 'GET', `${P}/names?current_app=CRM`, { ust: other }), 401, 'E007001', 'the ended session, while Redis is still full')
+
     assert.equal(assertOk(await call(base, 'DELETE', `${P}?current_app=CRM&name=gone`, { ust }), 'a delete while full').deleted, true)
-    assert.equal(await admin.dbsize(), keysWhenFull, 'no key was evicted or added')
 
     await admin.config('SET', 'maxmemory', '0')
     assert.equal(assertOk(await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name: 'kept', value: 'new' } }), 'a write once there is room').version, 2)
+    assertError(await call(base, 'GET', `${P}/names?current_app=CRM`, { ust: other }), 401, 'E007001', 'the ended session, once there is room')
   })
 
   test('an evicting maxmemory-policy: the service warns at start that attributes may vanish; noeviction: no warning', { timeout: 30_000 }, async (t) => {

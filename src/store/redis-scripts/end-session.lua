@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- End a session: purge its attributes and leave a tombstone, so that every later call on
 -- the session (each script checks the tombstone in prelude.lua) fails. Idempotent.
 -- KEYS[1] attributes hash, KEYS[2] expiry zset, KEYS[3] session deadline, KEYS[4] tombstone

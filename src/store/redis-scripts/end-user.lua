@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- End every session of a user, step one (on the user's slot): set the user tombstone to now
 -- (tokens issued until now are refused by admit.lua) and take the user's live sessions out
 -- of the index; the caller then ends each of them on its own slot (end-session.lua).
