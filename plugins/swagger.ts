@@ -8,7 +8,7 @@ interface OperationObject { requestBody?: { required?: boolean } }
 
 /**
  * GET and DELETE take their inputs from the query string, or from a JSON body as Zato clients
- * send them; no body counts as an empty one (routes/session-attr.ts). @fastify/swagger marks
+ * send them; no body counts as an empty one (routes/attributes.ts). @fastify/swagger marks
  * every body schema required, which would make generated clients send one.
  */
 export const optionalReadBodies: SwaggerTransformObject = (document) => {
@@ -33,6 +33,7 @@ export default fp(async (fastify) => {
       },
       tags: [
         { name: 'attributes', description: 'Session attributes' },
+        { name: 'user-attributes', description: 'User attributes: seen by every session of the user, outliving them; DELETE /sso/user erases them' },
         { name: 'sessions', description: 'Ending sessions: OpenID Connect Back-Channel Logout and DELETE /sso/session' },
         { name: 'zato-compat', description: 'The same operations under the Zato 3.x paths' },
         { name: 'health', description: 'Liveness and readiness' }
