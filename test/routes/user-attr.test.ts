@@ -187,6 +187,26 @@ describe('target_user (Zato: user_id)', () => {
   })
 })
 
+describe('Zato\'s own user-attribute tests, as Zato sends them (zato-sso/test/zato/test_user_attr_*.py, 3.2)', () => {
+  test('update, delete, exists and names, everything in a JSON body with ust and user_id', async (t) => {
+    const app = await build(t)
+    const root = await ust({ sub: 'root', roles: [SUPER_USER] })
+    const zato = client(app, PREFIXES[1], undefined)
+    const who = { ust: root, user_id: 'root' }
+    ok(await zato.create({ ...who, name: 'n1', value: 'v1', expiration: 900 }))
+    const updated = ok(await zato.update({ ...who, name: 'n1', value: 'v2', expiration: 123 }))
+    assert.equal(updated.version, 2)
+    assert.equal(ok(await zato.get({ ...who, name: 'n1' })).value, 'v2')
+    ok(await zato.delete({ ...who, name: 'n1' }))
+    assert.equal(ok(await zato.get({ ...who, name: 'n1' })).found, false)
+    ok(await zato.create({ ...who, data: [{ name: 'a1', value: 'x' }, { name: 'a2', value: 'y' }] }))
+    assert.equal(ok(await zato.exists({ ...who, name: 'a1' })).result, true)
+    assert.deepEqual(ok(await zato.names(who)).result, ['a1', 'a2'])
+    // A regular user's UST on another user's attributes (test_update_for_another_user_by_regular_user).
+    refused(await zato.update({ ust: await ust({ sub: 'user1' }), user_id: 'root', name: 'a1', value: 'z' }), 403, 'E005001')
+  })
+})
+
 describe('sessions ending', () => {
   test('an ended session leaves the user\'s attributes intact, and its own UST is refused with 401 E007001', async (t) => {
     const app = await build(t)
