@@ -24,10 +24,15 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const fields = mergedFields(request)
     const input = accessRequest(fields)
-    const access = await fastify.access.authorizeUser({ ...input, targetUser: fields.target_user as string | undefined }, request.verifiedCaller ?? undefined)
+    const targetUser = fields.target_user as string | undefined
+    // Every attempt by an authenticated caller is audited, refusals included: the entry starts
+    // as soon as the token verifies, before anything is checked about the target.
+    const caller = await (request.verifiedCaller ?? fastify.access.identify(input.currentUst))
+    request.audit = { operation: 'erase-user', app: input.currentApp, caller: caller.subject, target_user: targetUser ?? caller.user, on_behalf: targetUser !== undefined && targetUser !== caller.user }
+    if (!caller.isSuperUser) throw new AppError('E005001', 'Erasing a user\'s attributes needs the super-user role')
+    const access = await fastify.access.authorizeUser({ ...input, targetUser }, caller)
     request.authorized = access
     const audit = auditAccess(request, 'erase-user', input.currentApp, access)
-    if (!access.caller.isSuperUser) throw new AppError('E005001', 'Erasing a user\'s attributes needs the super-user role')
     const erased = await fastify.attributes.eraseUser(access.owner)
     audit.attributes_erased = erased
     return { cid: request.id, status: 'ok' as const, erased }

@@ -341,8 +341,8 @@ describe('DELETE /sso/user', () => {
     refused(await send(app, 'DELETE', '/sso/user', await ust({ sub: 'root', roles: [SUPER_USER] }), { current_app: 'CRM', target_ust: aliceUst }), 400, 'E008002')
     assert.deepEqual(await storedNames(app, 'alice'), ['theme'])
     assert.deepEqual(await storedNames(app, 'bob'), ['theme'])
-    assert.deepEqual(audits().filter((line) => line.operation === 'erase-user').map((line) => [line.caller, line.target_user, line.status, line.sub_status]), [
-      ['alice', 'alice', 403, 'E005001']
+    assert.deepEqual(audits().filter((line) => line.operation === 'erase-user').map((line) => [line.caller, line.target_user, line.on_behalf, line.status, line.sub_status]), [
+      ['alice', 'bob', true, 403, 'E005001'], ['alice', 'alice', false, 403, 'E005001']
     ])
   })
 
