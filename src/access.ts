@@ -34,9 +34,10 @@ export function sessionOwnerOf (identity: Identity): Owner {
 }
 
 /**
- * Who may touch which session. The caller is authenticated before the app is checked, so an
- * anonymous client cannot probe which apps exist. A caller may touch a session of the same
- * user (same issuer and subject) or, holding the super-user role, anyone's.
+ * Who may touch which session's or user's attributes. The caller is authenticated before the
+ * app is checked, so an anonymous client cannot probe which apps exist. A caller may touch a
+ * session of the same user (same issuer and subject), and the user's own attributes, or,
+ * holding the super-user role, anyone's.
  */
 export class AccessPolicy {
   readonly #verifier: UstVerifier
