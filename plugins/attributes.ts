@@ -27,6 +27,7 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     issuer: settings.issuer,
     audience: settings.audience,
     sessionClaim: config.SSO_SESSION_CLAIM,
+    userClaim: config.SSO_USER_CLAIM,
     rolesClaim: config.SSO_ROLES_CLAIM,
     superUserRole: config.SSO_SUPERUSER_ROLE,
     clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE,

@@ -17,7 +17,9 @@ export function createStore (settings: Settings): Store {
   const limits = {
     sessionIdleTtlMs: config.SSO_SESSION_IDLE_TTL * 1000,
     sessionMaxTtlMs: config.SSO_SESSION_MAX_TTL * 1000,
-    maxAttributesPerSession: config.SSO_MAX_ATTRS_PER_SESSION
+    maxAttributesPerSession: config.SSO_MAX_ATTRS_PER_SESSION,
+    userIdleTtlMs: config.SSO_USER_ATTR_IDLE_TTL * 1000,
+    maxAttributesPerUser: config.SSO_MAX_ATTRS_PER_USER
   }
   if (settings.store === 'memory') return new MemoryStore(limits)
   return new RedisStore({

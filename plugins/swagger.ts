@@ -218,6 +218,7 @@ export default fp(async (fastify) => {
       ],
       tags: [
         { name: 'attributes', description: 'Session attributes' },
+        { name: 'user-attributes', description: 'User attributes: seen by every session of the user, outliving them; DELETE /sso/user erases them' },
         { name: 'sessions', description: 'Ending sessions: OpenID Connect Back-Channel Logout and DELETE /sso/session' },
         { name: 'health', description: 'Liveness and readiness' }
       ],

@@ -153,9 +153,26 @@ export async function authorize (fastify: FastifyInstance, request: FastifyReque
   return { fields, access, audit }
 }
 
+export function ustRequired (): AppError {
+  return new AppError('E007001', 'A UST is required: Authorization: Bearer <ust>, or current_ust')
+}
+
+/**
+ * A request that carries no UST at all is refused before its input is validated: 401 comes
+ * before anything an unauthenticated caller could learn from a 400 about the other fields.
+ */
+export function hasNoUst (request: FastifyRequest): boolean {
+  if (request.headers.authorization !== undefined) return false
+  // A token in the query string is a UST too, refused later with its own 400.
+  for (const fields of [request.body, request.query] as Array<Fields | undefined>) {
+    if (fields?.current_ust !== undefined || fields?.ust !== undefined) return false
+  }
+  return true
+}
+
 export function accessRequest (fields: Fields): AccessRequest {
   // Authentication comes first: a request without a UST is 401 whatever else it lacks.
-  if (fields.current_ust === undefined) throw new AppError('E007001', 'A UST is required: Authorization: Bearer <ust>, or current_ust')
+  if (fields.current_ust === undefined) throw ustRequired()
   if (fields.current_app === undefined) throw missingInput('/current_app', 'current_app is required')
   return {
     currentApp: fields.current_app as string,

@@ -14,8 +14,9 @@ import swaggerPlugin from '../plugins/swagger.ts'
 import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
 import healthRoutes from '../routes/health.ts'
 import { strictJsonParser } from '../routes/request-input.ts'
-import sessionAttrRoutes from '../routes/session-attr.ts'
+import attributeRoutes from '../routes/attributes.ts'
 import sessionRoutes from '../routes/session.ts'
+import userRoutes from '../routes/user.ts'
 import type { Config } from './config.ts'
 import { resolveSettings, type Settings } from './settings.ts'
 import type { Store } from './store/types.ts'
@@ -29,7 +30,9 @@ export interface BuildOptions {
 }
 
 export const ATTR_PREFIXES = ['/sso/session/attr', '/zato/sso/session/attr'] as const
+export const USER_ATTR_PREFIXES = ['/sso/user/attr', '/zato/sso/user/attr'] as const
 export const SESSION_PREFIXES = ['/sso/session', '/zato/sso/session'] as const
+export const USER_PREFIX = '/sso/user'
 
 function trustedProxies (config: Config): string[] | false {
   const proxies = (config.SSO_TRUSTED_PROXIES ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
@@ -127,10 +130,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   // The API itself, in a scope of its own so that rate limiting covers it and nothing else.
   await app.register(async (api) => {
     await api.register(rateLimitPlugin, { config })
-    await api.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[0], zatoCompat: false })
-    await api.register(sessionAttrRoutes, { prefix: ATTR_PREFIXES[1], zatoCompat: true })
+    await api.register(attributeRoutes, { prefix: ATTR_PREFIXES[0], scope: 'session', zatoCompat: false })
+    await api.register(attributeRoutes, { prefix: ATTR_PREFIXES[1], scope: 'session', zatoCompat: true })
+    await api.register(attributeRoutes, { prefix: USER_ATTR_PREFIXES[0], scope: 'user', zatoCompat: false })
+    await api.register(attributeRoutes, { prefix: USER_ATTR_PREFIXES[1], scope: 'user', zatoCompat: true })
     await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[0], zatoCompat: false })
     await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[1], zatoCompat: true })
+    await api.register(userRoutes, { prefix: USER_PREFIX })
     await api.register(backchannelLogoutRoutes)
   })
 

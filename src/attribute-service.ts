@@ -1,8 +1,10 @@
+import type { Static } from 'typebox'
 import { AppError, invalidInput, limitExceeded, missingInput, type ErrorDetail } from './errors.ts'
-import { ValueCipher } from './value-cipher.ts'
+import type { AttributeSchema } from './schemas/attributes.ts'
+import { ValueCipher, cipherBinding } from './value-cipher.ts'
 import {
   CipherNeededError, PreconditionFailed, StaleReadError,
-  type ExpiryWrite, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
+  type ExpiryWrite, type Owner, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
 } from './store/types.ts'
 
 /** One attribute to write, as the client gave it; `path` is its JSON Pointer in the request. */
@@ -22,16 +24,7 @@ export interface NameSpec {
   name: string
 }
 
-export interface AttributeView {
-  found: boolean
-  name?: string
-  value?: unknown
-  creation_time?: string
-  last_modified?: string
-  expiration_time?: string | null
-  is_encrypted?: boolean
-  version?: number
-}
+export type AttributeView = Static<typeof AttributeSchema>
 
 /** A live attribute as read, its value as JSON text (decrypted, or the ciphertext as a JSON string). */
 export type ReadAttribute = Omit<StoredAttribute, 'payload'> & { valueJson: string }
@@ -98,7 +91,7 @@ export function isoTime (ms: number): string {
   return `${cachedDayPrefix}${TWO_DIGITS[hours]!}:${TWO_DIGITS[minutes]!}:${TWO_DIGITS[seconds]!}.${THREE_DIGITS[millis]!}Z`
 }
 
-/** Attribute operations on one session: validation, encryption and mapping to the store. */
+/** Attribute operations on one owner (a session or a user): validation, encryption and mapping to the store. */
 export class AttributeService {
   readonly #store: Store
   readonly #cipher: ValueCipher
@@ -130,10 +123,6 @@ export class AttributeService {
     }
   }
 
-  #binding (sessionId: string, name: string): string {
-    return `${sessionId}\0${name}`
-  }
-
   #serialize (spec: WriteSpec): string {
     if (nestedDeeperThan(spec.value, MAX_VALUE_DEPTH)) {
       throw invalidInput(`${spec.path}/value`, `Value must be nested at most ${MAX_VALUE_DEPTH} levels deep`)
@@ -145,13 +134,13 @@ export class AttributeService {
     return plain
   }
 
-  async write (sessionId: string, mode: WriteMode, specs: WriteSpec[]): Promise<WriteResult[]> {
+  async write (owner: Owner, mode: WriteMode, specs: WriteSpec[]): Promise<WriteResult[]> {
     this.checkNames(specs.map((spec) => ({ path: `${spec.path}/name`, name: spec.name })))
-    const plans = specs.map((spec) => this.#plan(sessionId, mode, spec))
+    const plans = specs.map((spec) => this.#plan(owner, mode, spec))
     for (let attempt = 1; ; attempt++) {
-      const items = await this.#resolveKept(sessionId, specs, plans)
+      const items = await this.#resolveKept(owner, specs, plans)
       try {
-        const outcomes = await this.#store.write(sessionId, mode, items)
+        const outcomes = await this.#store.write(owner, mode, items)
         return outcomes.map((outcome) => ({
           name: outcome.name,
           version: outcome.version,
@@ -159,7 +148,7 @@ export class AttributeService {
         }))
       } catch (error) {
         if (error instanceof CipherNeededError && attempt < READ_MODIFY_WRITE_ATTEMPTS) {
-          this.#encryptInherited(sessionId, specs, plans)
+          this.#encryptInherited(owner, specs, plans)
           continue
         }
         if (error instanceof StaleReadError && attempt < READ_MODIFY_WRITE_ATTEMPTS) continue
@@ -170,7 +159,7 @@ export class AttributeService {
   }
 
   /** What to write for one spec; `value: undefined` marks a read-modify-write (encrypt toggle). */
-  #plan (sessionId: string, mode: WriteMode, spec: WriteSpec): { value: ValueWrite | undefined, expiry: ExpiryWrite } {
+  #plan (owner: Owner, mode: WriteMode, spec: WriteSpec): { value: ValueWrite | undefined, expiry: ExpiryWrite } {
     const expiry: ExpiryWrite = spec.expiration === undefined
       ? { kind: 'keep' }
       : spec.expiration === null ? { kind: 'clear' } : { kind: 'set', ms: spec.expiration * 1000 }
@@ -182,7 +171,7 @@ export class AttributeService {
       return { value: spec.encrypt === undefined ? { kind: 'keep' } : undefined, expiry }
     }
     const plain = this.#serialize(spec)
-    if (spec.encrypt === true) return { value: { kind: 'cipher', cipher: this.#cipher.encrypt(plain, this.#binding(sessionId, spec.name)) }, expiry }
+    if (spec.encrypt === true) return { value: { kind: 'cipher', cipher: this.#cipher.encrypt(plain, cipherBinding(owner, spec.name)) }, expiry }
     if (spec.encrypt === false || mode === 'create') return { value: { kind: 'plain', plain }, expiry }
     // Encryption state not given on update/set: the store keeps the stored state. Sent in
     // clear only; the store refuses it if a stored value is encrypted, and the retry carries
@@ -190,22 +179,22 @@ export class AttributeService {
     return { value: { kind: 'inherit', plain }, expiry }
   }
 
-  #encryptInherited (sessionId: string, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined }>): void {
+  #encryptInherited (owner: Owner, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined }>): void {
     plans.forEach((plan, index) => {
       if (plan.value?.kind === 'inherit' && plan.value.cipher === undefined) {
-        plan.value = { ...plan.value, cipher: this.#cipher.encrypt(plan.value.plain, this.#binding(sessionId, specs[index]!.name)) }
+        plan.value = { ...plan.value, cipher: this.#cipher.encrypt(plan.value.plain, cipherBinding(owner, specs[index]!.name)) }
       }
     })
   }
 
   /** Turns encrypt toggles without a value into concrete writes guarded by the version read. */
-  async #resolveKept (sessionId: string, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined, expiry: ExpiryWrite }>): Promise<WriteItem[]> {
+  async #resolveKept (owner: Owner, specs: WriteSpec[], plans: Array<{ value: ValueWrite | undefined, expiry: ExpiryWrite }>): Promise<WriteItem[]> {
     if (plans.every((plan) => plan.value !== undefined)) {
       // Every write carries its value (the common case): nothing to read first.
       return specs.map((spec, index) => ({ name: spec.name, value: plans[index]!.value!, expiry: plans[index]!.expiry, ifVersion: spec.ifVersion }))
     }
     const toRead = specs.filter((_, index) => plans[index]!.value === undefined)
-    const stored = toRead.length > 0 ? await this.#store.get(sessionId, toRead.map((spec) => spec.name)) : []
+    const stored = toRead.length > 0 ? await this.#store.get(owner, toRead.map((spec) => spec.name)) : []
     const storedByName = new Map(toRead.map((spec, index) => [spec.name, stored[index] ?? null]))
     return specs.map((spec, index) => {
       const plan = plans[index]!
@@ -214,7 +203,7 @@ export class AttributeService {
       const current = storedByName.get(spec.name)
       if (current === null || current === undefined) return item // the store answers E009002
       item.expectVersion = current.version
-      const binding = this.#binding(sessionId, spec.name)
+      const binding = cipherBinding(owner, spec.name)
       if (current.encrypted && spec.encrypt === true) {
         // Already encrypted: the value was read anyway, so move it to the active key if it is
         // under an older one that is still configured (one under a removed key stays as it is).
@@ -232,17 +221,17 @@ export class AttributeService {
     })
   }
 
-  async get (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<AttributeView[]> {
-    return (await this.read(sessionId, specs, decrypt)).map((attribute) => attribute === null ? { found: false } : viewOf(attribute))
+  async get (owner: Owner, specs: NameSpec[], decrypt: boolean): Promise<AttributeView[]> {
+    return (await this.read(owner, specs, decrypt)).map((attribute) => attribute === null ? { found: false } : viewOf(attribute))
   }
 
   /**
    * The attributes of those names (null for a missing one), values left as JSON text so that
    * a caller may pass them on without parsing them again.
    */
-  async read (sessionId: string, specs: NameSpec[], decrypt: boolean): Promise<Array<ReadAttribute | null>> {
+  async read (owner: Owner, specs: NameSpec[], decrypt: boolean): Promise<Array<ReadAttribute | null>> {
     this.checkNames(specs)
-    const stored = await this.#store.get(sessionId, specs.map((spec) => spec.name))
+    const stored = await this.#store.get(owner, specs.map((spec) => spec.name))
     // A value that cannot be decrypted fails the whole read (a batch get is all or nothing,
     // like a batch write), with one detail per such item so the client knows which.
     const failures: AppError[] = []
@@ -250,7 +239,7 @@ export class AttributeService {
     const attributes = stored.map((attribute, index) => {
       if (attribute === null) return null
       try {
-        return this.#readOne(sessionId, attribute, decrypt)
+        return this.#readOne(owner, attribute, decrypt)
       } catch (error) {
         if (!(error instanceof AppError)) throw error
         failures.push(error)
@@ -268,10 +257,10 @@ export class AttributeService {
   }
 
   /** One stored attribute with its value as JSON text: decrypted, or its ciphertext quoted when `decrypt` is false. */
-  #readOne (sessionId: string, attribute: StoredAttribute, decrypt: boolean): ReadAttribute {
+  #readOne (owner: Owner, attribute: StoredAttribute, decrypt: boolean): ReadAttribute {
     let valueJson: string
     if (!attribute.encrypted) valueJson = attribute.payload
-    else if (decrypt) valueJson = this.#cipher.decrypt(attribute.payload, this.#binding(sessionId, attribute.name))
+    else if (decrypt) valueJson = this.#cipher.decrypt(attribute.payload, cipherBinding(owner, attribute.name))
     else valueJson = JSON.stringify(attribute.payload)
     return {
       name: attribute.name,
@@ -284,22 +273,28 @@ export class AttributeService {
     }
   }
 
-  async exists (sessionId: string, specs: NameSpec[]): Promise<boolean[]> {
+  async exists (owner: Owner, specs: NameSpec[]): Promise<boolean[]> {
     this.checkNames(specs)
-    return await this.#store.exists(sessionId, specs.map((spec) => spec.name))
+    return await this.#store.exists(owner, specs.map((spec) => spec.name))
   }
 
-  async delete (sessionId: string, specs: NameSpec[], ifVersion?: number): Promise<boolean[]> {
+  async delete (owner: Owner, specs: NameSpec[], ifVersion?: number): Promise<boolean[]> {
     this.checkNames(specs)
     try {
-      return await this.#store.delete(sessionId, specs.map((spec) => spec.name), ifVersion)
+      return await this.#store.delete(owner, specs.map((spec) => spec.name), ifVersion)
     } catch (error) {
       throw withPaths(error, specs)
     }
   }
 
-  async names (sessionId: string): Promise<string[]> {
-    return await this.#store.names(sessionId)
+  async names (owner: Owner): Promise<string[]> {
+    return await this.#store.names(owner)
+  }
+
+  /** Deletes every attribute of a user at once; returns how many there were. */
+  async eraseUser (owner: Owner): Promise<number> {
+    if (owner.scope !== 'user') throw new Error('eraseUser takes a user')
+    return await this.#store.eraseUserAttributes(owner.id)
   }
 }
 

@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks'
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
-import { LabeledCounter, LabeledHistogram } from './metric-series.ts'
+import { Registry, collectDefaultMetrics } from 'prom-client'
+import { LabeledCounter, LabeledHistogram, type CounterSeries, type HistogramSeries } from './metric-series.ts'
 import { ERROR_CATALOG, isAppError } from './errors.ts'
-import { CipherNeededError, StaleReadError, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
+import { CipherNeededError, StaleReadError, type Owner, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
 
 // The service's Prometheus metrics. Every label takes its values from a closed set (operation
 // ids, HTTP statuses, catalog codes, configured apps, store method names): never an attribute
@@ -43,8 +43,8 @@ export class ServiceMetrics {
 
   readonly #storeSeconds = new LabeledHistogram(
     'sso_attrs_store_command_duration_seconds',
-    'Duration of store calls (one Lua script or command per call on Redis), by store, call and outcome (ok, refused: a precondition or ended session, error: store failure).',
-    ['store', 'command', 'outcome'] as const,
+    'Duration of store calls (one Lua script or command per call on Redis), by store, scope (session or user attributes, none for calls on neither), call and outcome (ok, refused: a precondition or ended session, error: store failure).',
+    ['store', 'scope', 'command', 'outcome'] as const,
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     this.registry
   )
@@ -59,23 +59,30 @@ export class ServiceMetrics {
   readonly #tokenCacheHit = this.#tokenCache.series({ result: 'hit' })
   readonly #tokenCacheMiss = this.#tokenCache.series({ result: 'miss' })
 
-  readonly #written = new Counter({
-    name: 'sso_attrs_attributes_written_total',
-    help: 'Attributes written (created, updated or set) by successful store writes.',
-    registers: [this.registry]
-  })
+  readonly #written = this.#byScope(new LabeledCounter(
+    'sso_attrs_attributes_written_total',
+    'Attributes written (created, updated or set) by successful store writes, by scope (session or user attributes).',
+    ['scope'] as const,
+    this.registry
+  ))
 
-  readonly #encrypted = new Counter({
-    name: 'sso_attrs_attributes_encrypted_total',
-    help: 'Attributes written as ciphertext because the request said encrypt: true; a write that keeps an existing attribute encrypted is counted as written only.',
-    registers: [this.registry]
-  })
+  readonly #encrypted = this.#byScope(new LabeledCounter(
+    'sso_attrs_attributes_encrypted_total',
+    'Attributes written as ciphertext because the request said encrypt: true, by scope; a write that keeps an existing attribute encrypted is counted as written only.',
+    ['scope'] as const,
+    this.registry
+  ))
 
-  readonly #expiring = new Counter({
-    name: 'sso_attrs_attributes_expiring_total',
-    help: 'Attributes written with an expiry time. The stores purge expired attributes lazily and do not report them: each of these expires unless rewritten or deleted first.',
-    registers: [this.registry]
-  })
+  readonly #expiring = this.#byScope(new LabeledCounter(
+    'sso_attrs_attributes_expiring_total',
+    'Attributes written with an expiry time, by scope. The stores purge expired attributes lazily and do not report them: each of these expires unless rewritten or deleted first.',
+    ['scope'] as const,
+    this.registry
+  ))
+
+  #byScope (counter: LabeledCounter<'scope'>): Record<Owner['scope'], CounterSeries> {
+    return { session: counter.series({ scope: 'session' }), user: counter.series({ scope: 'user' }) }
+  }
 
   constructor (apps: readonly string[], options: { defaultMetrics?: boolean } = {}) {
     this.#apps = new Set(apps)
@@ -111,17 +118,27 @@ export class ServiceMetrics {
     for (const command of methodNames(store)) {
       if (command === 'close') continue
       const method = target[command] as (...args: unknown[]) => unknown
-      const [ok, refused, failed] = (['ok', 'refused', 'error'] as const).map((outcome) => this.#storeSeconds.series({ store: store.kind, command, outcome }))
+      const outcomes = (scope: string): Outcomes => {
+        const [ok, refused, failed] = (['ok', 'refused', 'error'] as const).map((outcome) => this.#storeSeconds.series({ store: store.kind, scope, command, outcome }))
+        return { ok: ok!, refused: refused!, failed: failed! }
+      }
+      // Attribute calls take their owner first and are labelled by its scope; the others have one scope.
+      const fixedScope = STORE_CALL_SCOPES[command]
+      const byScope: Record<string, Outcomes> = fixedScope !== undefined
+        ? { [fixedScope]: outcomes(fixedScope) }
+        : { session: outcomes('session'), user: outcomes('user') }
       target[command] = (...args: unknown[]): unknown => {
         const started = performance.now()
         const result = method.apply(store, args)
         if (!(result instanceof Promise)) return result
+        const scope = fixedScope ?? (args[0] as Partial<Owner> | undefined)?.scope ?? 'none'
+        const series = byScope[scope] ??= outcomes(scope)
         return result.then((value: unknown) => {
-          ok!.observe((performance.now() - started) / 1000)
-          if (command === 'write') this.#countWrite(args[2] as WriteItem[], value as WriteOutcome[])
+          series.ok.observe((performance.now() - started) / 1000)
+          if (command === 'write') this.#countWrite((args[0] as Owner).scope, args[2] as WriteItem[], value as WriteOutcome[])
           return value
         }, (error: unknown) => {
-          (isRefusal(error) ? refused! : failed!).observe((performance.now() - started) / 1000)
+          (isRefusal(error) ? series.refused : series.failed).observe((performance.now() - started) / 1000)
           throw error
         })
       }
@@ -129,12 +146,12 @@ export class ServiceMetrics {
     return store
   }
 
-  #countWrite (items: WriteItem[], outcomes: WriteOutcome[]): void {
-    this.#written.inc(outcomes.length)
+  #countWrite (scope: Owner['scope'], items: WriteItem[], outcomes: WriteOutcome[]): void {
+    this.#written[scope].inc(outcomes.length)
     const encrypted = items.filter((item) => item.value.kind === 'cipher').length
-    if (encrypted > 0) this.#encrypted.inc(encrypted)
+    if (encrypted > 0) this.#encrypted[scope].inc(encrypted)
     const expiring = outcomes.filter((outcome) => outcome.expiresAt !== null).length
-    if (expiring > 0) this.#expiring.inc(expiring)
+    if (expiring > 0) this.#expiring[scope].inc(expiring)
   }
 
   get contentType (): string {
@@ -144,6 +161,26 @@ export class ServiceMetrics {
   async render (): Promise<string> {
     return await this.registry.metrics()
   }
+}
+
+interface Outcomes {
+  ok: HistogramSeries
+  refused: HistogramSeries
+  failed: HistogramSeries
+}
+
+/** The scope label of store calls that take no owner; the attribute calls take theirs from the owner. */
+const STORE_CALL_SCOPES: Readonly<Record<string, string>> = {
+  eraseUserAttributes: 'user',
+  endSession: 'session',
+  isSessionEnded: 'session',
+  endUserSessions: 'user',
+  admitSession: 'user',
+  indexSession: 'user',
+  rememberOnce: 'none',
+  forgetOnce: 'none',
+  countHits: 'none',
+  ping: 'none'
 }
 
 /** A refusal is the store's answer about the data (precondition, ended session, a retry the service handles), not a failure of the store. */

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs'
 import { AppError } from './errors.ts'
+import { attributeHashPattern, ownerOfAttributeHash, ownerTag } from './store/keys.ts'
 import { parseRecord } from './store/redis-store.ts'
 import { mastersOf, type RedisClient } from './store/redis-topology.ts'
-import { ValueCipher } from './value-cipher.ts'
+import type { Owner } from './store/types.ts'
+import { ValueCipher, cipherBinding } from './value-cipher.ts'
 
 // Re-encrypts every encrypted attribute value in Redis under the active key (the first of
 // SSO_ENCRYPTION_KEYS), while the service keeps running, so that older keys can be removed.
 // It SCANs the attribute hashes (an admin tool; no request path scans) on every master,
-// reads each session's hash, and writes each re-encrypted record back with rekey.lua, which
-// replaces a record only if it is still exactly the one that was read. The record keeps its
+// sessions' and users' alike (src/store/keys.ts), reads each hash, and writes each
+// re-encrypted record back with rekey.lua, which replaces a record only if it is still
+// exactly the one that was read. The record keeps its
 // version, creation, modification and expiry times: the value did not change, only its
 // ciphertext, so no client's if_version fails because of a rekey and last_modified still
 // means "last written by a client". A record that changed in between is read again and
@@ -41,7 +44,7 @@ export interface RekeyOptions {
 }
 
 export interface RekeyFailure {
-  /** The session id as in the key name (a hash, no user data). */
+  /** The owner as in the key's hash tag: a session id, or `u:<user id>` (hashes, no user data). */
   session: string
   name: string
   reason: string
@@ -55,6 +58,8 @@ export interface RekeyReport {
   nodes: number
   /** Session attribute hashes read. */
   sessions: number
+  /** User attribute hashes read. */
+  users: number
   /** Encrypted values seen. */
   encrypted: number
   /** Values re-encrypted under the active key (with dryRun: that would be). */
@@ -77,11 +82,6 @@ interface RekeyCommands {
   ssoRekey: (attrs: string, ...args: string[]) => Promise<number[]>
 }
 
-/** A glob pattern that matches `text` literally (SCAN MATCH syntax). */
-function globEscape (text: string): string {
-  return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`)
-}
-
 interface Candidate {
   name: string
   record: string
@@ -97,6 +97,7 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
     aborted: false,
     nodes: 0,
     sessions: 0,
+    users: 0,
     encrypted: 0,
     rekeyed: 0,
     current: 0,
@@ -108,9 +109,7 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
   }
   client.defineCommand('ssoRekey', { numberOfKeys: 1, lua: REKEY_SCRIPT })
   const commands = client as unknown as RekeyCommands
-  const pattern = `${globEscape(keyPrefix)}{*}:a`
-  const sessionOf = (key: string): string | undefined =>
-    key.startsWith(`${keyPrefix}{`) && key.endsWith('}:a') ? key.slice(keyPrefix.length + 1, -3) : undefined
+  const pattern = attributeHashPattern(keyPrefix)
 
   const fail = (session: string, name: string, reason: string): void => {
     report.failed++
@@ -118,7 +117,8 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
   }
 
   /** What to write for one record: undefined when nothing is to be done (counted here). */
-  const prepare = (session: string, name: string, record: string, first: boolean): Candidate | undefined => {
+  const prepare = (owner: Owner, name: string, record: string, first: boolean): Candidate | undefined => {
+    const session = ownerTag(owner)
     let attribute
     try {
       attribute = parseRecord(name, record)
@@ -141,7 +141,7 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
       return undefined
     }
     try {
-      const payload = cipher.reencrypt(attribute.payload, `${session}\0${name}`)
+      const payload = cipher.reencrypt(attribute.payload, cipherBinding(owner, name))
       return { name, record, next: record.slice(0, record.length - attribute.payload.length) + payload }
     } catch (error) {
       if (!(error instanceof AppError)) throw error
@@ -150,14 +150,16 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
     }
   }
 
-  const rekeySession = async (key: string): Promise<void> => {
-    const session = sessionOf(key)
-    if (session === undefined) return
+  const rekeyOwner = async (key: string): Promise<void> => {
+    const owner = ownerOfAttributeHash(keyPrefix, key)
+    if (owner === undefined) return
+    const session = ownerTag(owner)
     const hash = await client.hgetall(key)
-    report.sessions++
+    if (owner.scope === 'session') report.sessions++
+    else report.users++
     let pending: Candidate[] = []
     for (const [name, record] of Object.entries(hash)) {
-      const candidate = prepare(session, name, record, true)
+      const candidate = prepare(owner, name, record, true)
       if (candidate !== undefined) pending.push(candidate)
     }
     if (dryRun) {
@@ -191,7 +193,7 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
           report.skipped++
           return
         }
-        const next = prepare(session, candidate.name, record, false)
+        const next = prepare(owner, candidate.name, record, false)
         if (next !== undefined) pending.push(next)
       })
     }
@@ -214,7 +216,7 @@ export async function rekey (options: RekeyOptions): Promise<RekeyReport> {
       cursor = next
       for (let first = 0; first < keys.length; first += concurrency) {
         await Promise.all(keys.slice(first, first + concurrency).map(async (key) => {
-          await rekeySession(key)
+          await rekeyOwner(key)
           options.onProgress?.(report)
         }))
       }
@@ -243,7 +245,8 @@ function * chunks (candidates: Candidate[]): Generator<Candidate[]> {
 /** One line of counts, for progress and for the final summary. */
 export function formatReport (report: RekeyReport): string {
   const verb = report.dryRun ? 'to re-encrypt' : 're-encrypted'
-  return `${report.sessions} sessions scanned, ${report.encrypted} encrypted values: ${report.rekeyed} ${verb}, ` +
+  const scanned = report.users > 0 ? `${report.sessions} sessions and ${report.users} users` : `${report.sessions} sessions`
+  return `${scanned} scanned, ${report.encrypted} encrypted values: ${report.rekeyed} ${verb}, ` +
     `${report.current} already under "${report.activeKid}", ${report.skipped} skipped (changed concurrently), ` +
     `${report.expired} expired, ${report.failed} failed`
 }

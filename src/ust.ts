@@ -6,6 +6,7 @@ import {
 } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { AppError } from './errors.ts'
+import type { Owner } from './store/types.ts'
 
 /** Who is calling, and which session a UST names. */
 export interface Identity {
@@ -21,6 +22,14 @@ export interface Identity {
   expiresAt: number
   /** Epoch ms of `iat`, or null when the token has none. */
   issuedAt: number | null
+  /**
+   * The value of `SSO_USER_CLAIM` (by default the subject): who owns user attributes, and what
+   * `target_user` names. Undefined when the token lacks that claim (no user attributes then).
+   */
+  user?: string | undefined
+  /** This token's session and user as attribute owners, made once per token (src/access.ts). */
+  sessionOwner?: Owner
+  userOwner?: Owner
   /** Set once this instance has recorded the session in its user's index (logout by `sub`). */
   indexed?: boolean
 }
@@ -37,6 +46,8 @@ export interface UstVerifierOptions {
   issuer?: string | undefined
   audience?: string | undefined
   sessionClaim: string
+  /** Claim path that names the user of user attributes; default `sub`. */
+  userClaim?: string | undefined
   rolesClaim: string
   superUserRole: string
   clockToleranceSeconds: number
@@ -159,9 +170,11 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     }
     const issuer = payload.iss ?? ''
     const roles = rolesOf(payload, options.rolesClaim)
+    const user = options.userClaim === undefined || options.userClaim === 'sub' ? payload.sub : claimAtPath(payload, options.userClaim)
     return {
       issuer,
       subject: payload.sub,
+      user: typeof user === 'string' && user !== '' ? user : undefined,
       sessionId: sessionIdOf(issuer, sessionClaim),
       userId: userIdOf(issuer, payload.sub),
       roles,

@@ -2,15 +2,26 @@ import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { AppError, KeyNotConfiguredError } from './errors.ts'
 import type { EncryptionKey } from './config.ts'
 import { randomBytesPooled } from './random-pool.ts'
+import { ownerTag } from './store/keys.ts'
+import type { Owner } from './store/types.ts'
 
 // AES-256-GCM through node:crypto directly: a compact JWE costs about 7x the CPU for the
 // same guarantees here (see docs/DECISIONS.md). Stored form, all parts base64url:
 //   gcm1.<kid>.<12-byte iv>.<ciphertext || 16-byte tag>
-// The additional authenticated data binds a ciphertext to its session and attribute name,
-// so a value copied to another session or name fails to decrypt.
+// The additional authenticated data binds a ciphertext to its owner (session or user) and
+// attribute name, so a value copied to another session, user or name fails to decrypt.
 const FORMAT = 'gcm1'
 const IV_BYTES = 12
 const TAG_BYTES = 16
+
+/**
+ * The additional data of an owner's attribute: `<session id>\0<name>` for a session (as
+ * stored values have always been bound), `u:<user id>\0<name>` for a user, i.e. the owner's
+ * hash tag (keys.ts), so the rekey tool derives it from a key name alone.
+ */
+export function cipherBinding (owner: Owner, name: string): string {
+  return `${ownerTag(owner)}\0${name}`
+}
 
 export class ValueCipher {
   readonly #keys: Map<string, Buffer>

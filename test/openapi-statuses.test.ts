@@ -166,6 +166,35 @@ const PROVOCATIONS: Record<string, Record<number, Provocation>> = {
   }
 }
 
+// User attributes: the same operations answer the same statuses for the same reasons, so each
+// is provoked by the session operation's requests sent to the user path.
+const USER_P = '/sso/user/attr'
+const asUserOperation = (provocations: Record<number, Provocation>): Record<number, Provocation> =>
+  Object.fromEntries(Object.entries(provocations).map(([status, provoke]) => [status, async (ust: string) => {
+    const [app, requests] = await provoke(ust)
+    return [app, requests.map((request) => ({ ...request, url: request.url.replace(P, USER_P) }))]
+  }]))
+const SUPER_USER = { roles: ['sso:super-user'] }
+const erase = (ust: string, app?: string): Request => del('/sso/user', ust, app === undefined ? {} : { current_app: app })
+Object.assign(PROVOCATIONS, {
+  createUserAttributes: asUserOperation(PROVOCATIONS.createAttributes!),
+  updateUserAttributes: asUserOperation(PROVOCATIONS.updateAttributes!),
+  setUserAttributes: asUserOperation(PROVOCATIONS.setAttributes!),
+  getUserAttributes: asUserOperation(PROVOCATIONS.getAttributes!),
+  deleteUserAttributes: asUserOperation(PROVOCATIONS.deleteAttributes!),
+  userAttributesExist: asUserOperation(PROVOCATIONS.attributesExist!),
+  userAttributeNames: asUserOperation(PROVOCATIONS.attributeNames!),
+  eraseUser: {
+    200: async () => ['plain', [erase(await mintUst(SUPER_USER), 'CRM')]],
+    400: async () => ['plain', [erase(await mintUst(SUPER_USER))]],
+    401: async () => ['plain', [erase(await mintUst({ ...FORGED, ...SUPER_USER }), 'CRM')]],
+    403: async (ust) => ['plain', [erase(ust, 'CRM')]],
+    429: async () => { const ust = await mintUst(SUPER_USER); return ['limited', [erase(ust, 'CRM'), erase(ust, 'CRM')]] },
+    500: async () => ['broken', [erase(await mintUst(SUPER_USER), 'CRM')]],
+    503: async () => ['down', [erase(await mintUst(SUPER_USER), 'CRM')]]
+  } satisfies Record<number, Provocation>
+})
+
 function logout (token: string): Request {
   return { method: 'POST', url: '/sso/backchannel-logout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ logout_token: token }).toString() }
 }

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema, type TSchemaOptions } from 'typebox'
+import { Type, type Static, type TObject, type TSchema, type TSchemaOptions } from 'typebox'
 import { API_ERRORS, CidSchema, errorResponses, OkSubStatusSchema } from './common.ts'
 
 // Hard bounds that hold whatever the configuration; the configured (smaller) limits are
@@ -90,6 +90,40 @@ export const NoQuerySchema = Type.Object({}, { additionalProperties: false })
 
 export type ReadInput = Static<typeof GetBodySchema> & Static<typeof DeleteBodySchema>
 
+const TargetUser = (description: string) => Type.String({ minLength: 1, maxLength: NAME_MAX, description, examples: ['alice'] })
+const USER_FIELDS = {
+  target_user: Type.Optional(TargetUser('The user whose attributes are touched: the `sub` (or `SSO_USER_CLAIM`) under the caller\'s issuer; defaults to the caller. Another user\'s attributes need the super-user role (403 E005001).'))
+}
+const ZATO_USER_FIELDS = {
+  user_id: Type.Optional(TargetUser('Zato\'s name of `target_user`.'))
+}
+const ZATO_UST = { ust: Type.Optional(Ust('Caller\'s UST under Zato 3.2\'s name (3.0 sent `current_ust`); prefer the `Authorization: Bearer <ust>` header.')) }
+
+/**
+ * The user-attribute form of a session-attribute input schema: no `target_ust`, but
+ * `target_user`, and on the Zato path `user_id` (and `ust` in a body: no token in a URL).
+ */
+export function userScoped (schema: TObject, options: { zato: boolean, body: boolean }): TObject {
+  const { target_ust: _targetUst, ...properties } = schema.properties
+  const { description, examples } = schema as TObject & { description?: string, examples?: unknown[] }
+  return Type.Object({
+    ...properties,
+    ...USER_FIELDS,
+    ...(options.zato ? ZATO_USER_FIELDS : {}),
+    ...(options.zato && options.body ? ZATO_UST : {})
+  }, { additionalProperties: false, ...(description !== undefined ? { description } : {}), ...(examples !== undefined ? { examples } : {}) })
+}
+
+export const EraseUserBodySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  current_ust: Type.Optional(CurrentUst),
+  ...USER_FIELDS
+}, { additionalProperties: false, description: 'The user whose attributes to erase' })
+export const EraseUserQuerySchema = Type.Object({
+  current_app: Type.Optional(CurrentApp),
+  ...USER_FIELDS
+}, { additionalProperties: false })
+
 const Time = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-22T10:15:30.123Z'] })
 // A type array rather than anyOf [string, null]: fast-json-stringify serializes an anyOf by
 // validating the value against each branch with ajv (the date-time format included), which
@@ -169,6 +203,11 @@ export const DeleteResponses = {
     result: Type.Optional(ByName(Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
   }, 'Deleted (a missing name is not an error)'),
   ...errorResponses(...API_ERRORS, 409, 413)
+}
+
+export const EraseUserResponses = {
+  200: ok({ erased: Type.Integer({ minimum: 0, description: 'How many live attributes the user had.', examples: [3] }) }, 'Every attribute of the user is gone'),
+  ...errorResponses(...API_ERRORS)
 }
 
 export const NamesResponses = {

@@ -1,10 +1,12 @@
 import {
-  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
+  type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // The embedded store for development: the same semantics as the Redis scripts, step for
 // step (purge expired, check every item, then write all), in one process's memory.
 
+/** The attributes of one owner: a session, or a user (whose deadline is Infinity). */
 interface Session {
   deadline: number
   idleUntil: number
@@ -18,7 +20,7 @@ export interface MemoryStoreOptions extends StoreLimits {
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const
-  readonly #sessions = new Map<string, Session>()
+  readonly #owners = { session: new Map<string, Session>(), user: new Map<string, Session>() }
   /** Tombstones: session id -> epoch ms until which the session stays ended. */
   readonly #endedSessions = new Map<string, number>()
   /** User tombstones: user id -> when the user's sessions were ended, and until when that holds. */
@@ -27,12 +29,18 @@ export class MemoryStore implements Store {
   readonly #userSessions = new Map<string, Map<string, number>>()
   readonly #onceIds = new Map<string, number>()
   readonly #hits = new Map<string, { current: number, until: number }>()
-  readonly #limits: StoreLimits
+  readonly #limits: Required<StoreLimits>
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
 
   constructor (options: MemoryStoreOptions) {
-    this.#limits = options
+    this.#limits = {
+      sessionIdleTtlMs: options.sessionIdleTtlMs,
+      sessionMaxTtlMs: options.sessionMaxTtlMs,
+      maxAttributesPerSession: options.maxAttributesPerSession,
+      userIdleTtlMs: options.userIdleTtlMs ?? DEFAULT_USER_IDLE_TTL_MS,
+      maxAttributesPerUser: options.maxAttributesPerUser ?? options.maxAttributesPerSession
+    }
     this.#now = options.now ?? Date.now
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
@@ -40,8 +48,8 @@ export class MemoryStore implements Store {
 
   #sweep (): void {
     const now = this.#now()
-    for (const [id, session] of this.#sessions) {
-      if (session.idleUntil <= now) this.#sessions.delete(id)
+    for (const owners of [this.#owners.session, this.#owners.user]) {
+      for (const [id, owner] of owners) if (owner.idleUntil <= now) owners.delete(id)
     }
     for (const map of [this.#endedSessions, this.#onceIds]) {
       for (const [id, until] of map) if (until <= now) map.delete(id)
@@ -59,13 +67,14 @@ export class MemoryStore implements Store {
     return until !== undefined && until > now
   }
 
-  /** The live session with expired attributes purged, or undefined. */
-  #live (sessionId: string, now: number): Session | undefined {
-    if (this.#isEnded(sessionId, now)) throw new SessionEndedError()
-    const session = this.#sessions.get(sessionId)
+  /** The owner's live attributes with expired ones purged, or undefined. */
+  #live (owner: Owner, now: number): Session | undefined {
+    if (owner.scope === 'session' && this.#isEnded(owner.id, now)) throw new SessionEndedError()
+    const owners = this.#owners[owner.scope]
+    const session = owners.get(owner.id)
     if (session === undefined) return undefined
     if (session.idleUntil <= now) {
-      this.#sessions.delete(sessionId)
+      owners.delete(owner.id)
       return undefined
     }
     for (const [name, attribute] of session.attributes) {
@@ -74,13 +83,14 @@ export class MemoryStore implements Store {
     return session
   }
 
-  #renew (session: Session, now: number): void {
-    session.idleUntil = now + Math.max(1, Math.min(this.#limits.sessionIdleTtlMs, session.deadline - now))
+  #renew (owner: Owner, session: Session, now: number): void {
+    const idleMs = owner.scope === 'session' ? this.#limits.sessionIdleTtlMs : this.#limits.userIdleTtlMs
+    session.idleUntil = now + Math.max(1, Math.min(idleMs, session.deadline - now))
   }
 
-  async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
+  async write (owner: Owner, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
     const now = this.#now()
-    const session = this.#live(sessionId, now)
+    const session = this.#live(owner, now)
     const current = items.map((item) => session?.attributes.get(item.name))
     const failures = { E009001: [] as string[], E009002: [] as string[], E011005: [] as string[], STALE: [] as string[], CIPHER: [] as string[] }
     let fresh = 0
@@ -101,14 +111,15 @@ export class MemoryStore implements Store {
     if (failures.E011005.length > 0) throw new PreconditionFailed('E011005', failures.E011005)
     if (failures.STALE.length > 0) throw new StaleReadError()
     if (failures.CIPHER.length > 0) throw new CipherNeededError()
-    if (fresh > 0 && (session?.attributes.size ?? 0) + fresh > this.#limits.maxAttributesPerSession) {
+    const maxAttributes = owner.scope === 'session' ? this.#limits.maxAttributesPerSession : this.#limits.maxAttributesPerUser
+    if (fresh > 0 && (session?.attributes.size ?? 0) + fresh > maxAttributes) {
       throw new PreconditionFailed('E011001', [])
     }
 
     let target = session
     if (target === undefined) {
-      target = { deadline: now + this.#limits.sessionMaxTtlMs, idleUntil: now, attributes: new Map() }
-      this.#sessions.set(sessionId, target)
+      target = { deadline: owner.scope === 'session' ? now + this.#limits.sessionMaxTtlMs : Infinity, idleUntil: now, attributes: new Map() }
+      this.#owners[owner.scope].set(owner.id, target)
     }
     const outcomes = items.map((item, index): WriteOutcome => {
       const cur = current[index]
@@ -134,49 +145,55 @@ export class MemoryStore implements Store {
       })
       return { name: item.name, version, expiresAt }
     })
-    this.#renew(target, now)
+    this.#renew(owner, target, now)
     return outcomes
   }
 
-  async get (sessionId: string, names: string[]): Promise<Array<StoredAttribute | null>> {
-    const session = this.#touch(sessionId)
+  async get (owner: Owner, names: string[]): Promise<Array<StoredAttribute | null>> {
+    const session = this.#touch(owner)
     return names.map((name) => {
       const attribute = session?.attributes.get(name)
       return attribute === undefined ? null : { ...attribute }
     })
   }
 
-  async exists (sessionId: string, names: string[]): Promise<boolean[]> {
-    const session = this.#touch(sessionId)
+  async exists (owner: Owner, names: string[]): Promise<boolean[]> {
+    const session = this.#touch(owner)
     return names.map((name) => session?.attributes.has(name) ?? false)
   }
 
-  async delete (sessionId: string, names: string[], ifVersion?: number): Promise<boolean[]> {
+  async delete (owner: Owner, names: string[], ifVersion?: number): Promise<boolean[]> {
     const now = this.#now()
-    const session = this.#live(sessionId, now)
+    const session = this.#live(owner, now)
     if (ifVersion !== undefined && session?.attributes.get(names[0]!)?.version !== ifVersion) {
       throw new PreconditionFailed('E011005', [names[0]!])
     }
     const deleted = names.map((name) => session?.attributes.delete(name) ?? false)
-    if (session !== undefined) this.#renew(session, now)
+    if (session !== undefined) this.#renew(owner, session, now)
     return deleted
   }
 
-  async names (sessionId: string): Promise<string[]> {
-    const session = this.#touch(sessionId)
+  async names (owner: Owner): Promise<string[]> {
+    const session = this.#touch(owner)
     return [...(session?.attributes.keys() ?? [])].sort(compareNames)
   }
 
-  #touch (sessionId: string): Session | undefined {
+  #touch (owner: Owner): Session | undefined {
     const now = this.#now()
-    const session = this.#live(sessionId, now)
-    if (session !== undefined) this.#renew(session, now)
+    const session = this.#live(owner, now)
+    if (session !== undefined) this.#renew(owner, session, now)
     return session
+  }
+
+  async eraseUserAttributes (userId: string): Promise<number> {
+    const live = this.#live({ scope: 'user', id: userId }, this.#now())
+    this.#owners.user.delete(userId)
+    return live?.attributes.size ?? 0
   }
 
   async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {
     const now = this.#now()
-    this.#sessions.delete(sessionId)
+    this.#owners.session.delete(sessionId)
     this.#endedSessions.set(sessionId, Math.max(this.#endedSessions.get(sessionId) ?? 0, now + tombstoneTtlMs))
   }
 
@@ -244,7 +261,8 @@ export class MemoryStore implements Store {
 
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
-    this.#sessions.clear()
+    this.#owners.session.clear()
+    this.#owners.user.clear()
     this.#endedSessions.clear()
     this.#endedUsers.clear()
     this.#userSessions.clear()

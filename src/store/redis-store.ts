@@ -3,17 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
+import { attributeKeys, userSessionKeys } from './keys.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
-  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
+  sessionOwner, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
-// Key layout (docs/KEYS.md): every key of a session shares the hash tag {<session id>}, so a
-// session's keys live in one cluster slot and each script touches one slot only.
-//   <prefix>{<sid>}:a  hash  name -> record
-//   <prefix>{<sid>}:x  zset  name -> expiry (epoch ms), only attributes with an expiry
-//   <prefix>{<sid>}:m  string session deadline (epoch ms)
-// Every key carries the session's TTL, renewed by each call.
+// Key layout: src/store/keys.ts and docs/KEYS.md. Every key of an owner (a session, or a
+// user's attributes) carries the owner's TTL, renewed by each call.
 
 function readScript (name: string): string {
   return readFileSync(new URL(`./redis-scripts/${name}.lua`, import.meta.url), 'utf8')
@@ -24,10 +22,19 @@ function script (name: string): string {
   return `${readScript('prelude')}\n${readScript(name)}`
 }
 
+type AttributeScript = 'ssoWrite' | 'ssoRead' | 'ssoDelete'
+// The same three scripts on a user's attributes, with their two keys only (the same Lua, so
+// the same SHA1 on the server: one script, two key counts).
+const USER_SCRIPTS = { ssoWrite: 'ssoUserWrite', ssoRead: 'ssoUserRead', ssoDelete: 'ssoUserDelete' } as const
+
 interface ScriptCommands {
-  ssoWrite: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
-  ssoRead: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number | null>>
-  ssoDelete: (attrs: string, expiry: string, meta: string, ended: string, ...args: Array<string | number>) => Promise<Array<string | number>>
+  ssoWrite: (...keysAndArgs: Array<string | number>) => Promise<Array<string | number>>
+  ssoRead: (...keysAndArgs: Array<string | number>) => Promise<Array<string | number | null>>
+  ssoDelete: (...keysAndArgs: Array<string | number>) => Promise<Array<string | number>>
+  ssoUserWrite: ScriptCommands['ssoWrite']
+  ssoUserRead: ScriptCommands['ssoRead']
+  ssoUserDelete: ScriptCommands['ssoDelete']
+  ssoEraseUser: (attrs: string, expiry: string) => Promise<number>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
   ssoRate: (counter: string, ttlMs: number, ...hits: Array<string | number>) => Promise<number[]>
@@ -85,7 +92,7 @@ export class RedisStore implements Store {
   readonly #waitTimeoutMs: number
   readonly #commands: ScriptCommands
   readonly #prefix: string
-  readonly #limits: StoreLimits
+  readonly #limits: Required<StoreLimits>
   readonly #timeoutMs: number
   readonly #connected = new Map<RedisClient, Promise<void>>()
   readonly #deadlines: DeadlineQueue
@@ -97,7 +104,9 @@ export class RedisStore implements Store {
     this.#limits = {
       sessionIdleTtlMs: options.sessionIdleTtlMs,
       sessionMaxTtlMs: options.sessionMaxTtlMs,
-      maxAttributesPerSession: options.maxAttributesPerSession
+      maxAttributesPerSession: options.maxAttributesPerSession,
+      userIdleTtlMs: options.userIdleTtlMs ?? DEFAULT_USER_IDLE_TTL_MS,
+      maxAttributesPerUser: options.maxAttributesPerUser ?? options.maxAttributesPerSession
     }
     const topology = options.topology ?? { kind: 'standalone', url: options.url ?? 'redis://127.0.0.1:6379' }
     const connection: RedisConnectionOptions = {
@@ -121,6 +130,11 @@ export class RedisStore implements Store {
     this.redis.defineCommand('ssoWrite', { numberOfKeys: 4, lua: script('write') })
     this.redis.defineCommand('ssoRead', { numberOfKeys: 4, lua: script('read') })
     this.redis.defineCommand('ssoDelete', { numberOfKeys: 4, lua: script('delete') })
+    for (const name of ['write', 'read', 'delete'] as const) {
+      const session = `sso${name[0]!.toUpperCase()}${name.slice(1)}` as AttributeScript
+      this.redis.defineCommand(USER_SCRIPTS[session], { numberOfKeys: 2, lua: script(name) })
+    }
+    this.redis.defineCommand('ssoEraseUser', { numberOfKeys: 2, lua: readScript('erase-user') })
     this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: readScript('end-session') })
     this.redis.defineCommand('ssoEndUser', { numberOfKeys: 2, lua: readScript('end-user') })
     this.redis.defineCommand('ssoIndex', { numberOfKeys: 2, lua: readScript('admit') })
@@ -139,16 +153,23 @@ export class RedisStore implements Store {
     }
   }
 
-  /** The keys of a session: attributes, expiries, deadline, tombstone (one hash slot). */
-  keysOf (sessionId: string): [string, string, string, string] {
-    const base = `${this.#prefix}{${sessionId}}:`
-    return [`${base}a`, `${base}x`, `${base}m`, `${base}t`]
+  /** The attribute keys of an owner, as the scripts take them (keys.ts). */
+  keysOf (owner: Owner): string[] {
+    return attributeKeys(this.#prefix, owner)
   }
 
   /** The keys of a user: session index and user tombstone (one hash slot, not the sessions'). */
   userKeysOf (userId: string): [string, string] {
-    const base = `${this.#prefix}{u:${userId}}:`
-    return [`${base}s`, `${base}t`]
+    return userSessionKeys(this.#prefix, userId)
+  }
+
+  /** The script for an owner's scope, and the owner's idle TTL and attribute limit. */
+  #scriptFor (name: AttributeScript, owner: Owner): AttributeScript | typeof USER_SCRIPTS[AttributeScript] {
+    return owner.scope === 'session' ? name : USER_SCRIPTS[name]
+  }
+
+  #idleTtlMs (owner: Owner): number {
+    return owner.scope === 'session' ? this.#limits.sessionIdleTtlMs : this.#limits.userIdleTtlMs
   }
 
   #onceKey (id: string): string {
@@ -238,7 +259,7 @@ export class RedisStore implements Store {
    * WAIT inside MULTI or a script would not block, so the two go side by side. A script that
    * refused the write wrote nothing and needs no acknowledgement.
    */
-  async #durable (name: 'ssoWrite' | 'ssoDelete', keysAndArgs: Array<string | number>): Promise<Array<string | number>> {
+  async #durable (name: 'ssoWrite' | 'ssoDelete' | 'ssoUserWrite' | 'ssoUserDelete', keysAndArgs: Array<string | number>): Promise<Array<string | number>> {
     // ioredis types the pipeline's built-in commands only; the scripts are defined on it too.
     const pipeline = this.#writer.pipeline() as unknown as Record<typeof name, (...args: Array<string | number>) => ChainableCommander>
     const results = await pipeline[name](...keysAndArgs).wait(this.#minReplicasAck, this.#waitTimeoutMs).exec()
@@ -258,7 +279,7 @@ export class RedisStore implements Store {
     return reply
   }
 
-  async write (sessionId: string, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
+  async write (owner: Owner, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
     // The items go as one JSON argument (write.lua decodes it with cjson): ioredis copies every
     // argument through Array#flat and writes each as its own RESP string, which cost a batch of
     // 20 more than encoding it (D25).
@@ -275,10 +296,13 @@ export class RedisStore implements Store {
         item.expectVersion ?? ''
       ]
     }))
-    const args: Array<string | number> = [mode, this.#limits.sessionIdleTtlMs, this.#limits.sessionMaxTtlMs, this.#limits.maxAttributesPerSession, packed]
+    const session = owner.scope === 'session'
+    const maxAttributes = session ? this.#limits.maxAttributesPerSession : this.#limits.maxAttributesPerUser
+    const keysAndArgs = [...this.keysOf(owner), mode, this.#idleTtlMs(owner), this.#limits.sessionMaxTtlMs, maxAttributes, packed]
+    const script = session ? 'ssoWrite' : 'ssoUserWrite'
     const reply = this.#minReplicasAck > 0
-      ? await this.#run(async () => await this.#durable('ssoWrite', [...this.keysOf(sessionId), ...args]), this.#writer)
-      : await this.#run(() => this.#commands.ssoWrite(...this.keysOf(sessionId), ...args))
+      ? await this.#run(async () => await this.#durable(script, keysAndArgs), this.#writer)
+      : await this.#run(() => this.#commands[script](...keysAndArgs))
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return items.map((item, index) => {
@@ -287,36 +311,43 @@ export class RedisStore implements Store {
     })
   }
 
-  async get (sessionId: string, names: string[]): Promise<Array<StoredAttribute | null>> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'get', this.#limits.sessionIdleTtlMs, ...names), this.redis, true)
+  async get (owner: Owner, names: string[]): Promise<Array<StoredAttribute | null>> {
+    const reply = await this.#run(() => this.#commands[this.#scriptFor('ssoRead', owner)](...this.keysOf(owner), 'get', this.#idleTtlMs(owner), ...names), this.redis, true)
     return names.map((name, index) => {
       const record = reply[index]
       return typeof record === 'string' ? parseRecord(name, record) : null
     })
   }
 
-  async exists (sessionId: string, names: string[]): Promise<boolean[]> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'exists', this.#limits.sessionIdleTtlMs, ...names), this.redis, true)
+  async exists (owner: Owner, names: string[]): Promise<boolean[]> {
+    const reply = await this.#run(() => this.#commands[this.#scriptFor('ssoRead', owner)](...this.keysOf(owner), 'exists', this.#idleTtlMs(owner), ...names), this.redis, true)
     return names.map((_, index) => reply[index] === 1)
   }
 
-  async delete (sessionId: string, names: string[], ifVersion?: number): Promise<boolean[]> {
-    const keysAndArgs = [...this.keysOf(sessionId), this.#limits.sessionIdleTtlMs, ifVersion ?? '', ...names]
+  async delete (owner: Owner, names: string[], ifVersion?: number): Promise<boolean[]> {
+    const keysAndArgs = [...this.keysOf(owner), this.#idleTtlMs(owner), ifVersion ?? '', ...names]
+    const script = owner.scope === 'session' ? 'ssoDelete' : 'ssoUserDelete'
     const reply = this.#minReplicasAck > 0
-      ? await this.#run(async () => await this.#durable('ssoDelete', keysAndArgs), this.#writer)
-      : await this.#run(() => this.#commands.ssoDelete(...this.keysOf(sessionId), this.#limits.sessionIdleTtlMs, ifVersion ?? '', ...names))
+      ? await this.#run(async () => await this.#durable(script, keysAndArgs), this.#writer)
+      : await this.#run(() => this.#commands[script](...keysAndArgs))
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return rest.map((deleted) => deleted === 1)
   }
 
-  async names (sessionId: string): Promise<string[]> {
-    const reply = await this.#run(() => this.#commands.ssoRead(...this.keysOf(sessionId), 'names', this.#limits.sessionIdleTtlMs), this.redis, true)
+  async names (owner: Owner): Promise<string[]> {
+    const reply = await this.#run(() => this.#commands[this.#scriptFor('ssoRead', owner)](...this.keysOf(owner), 'names', this.#idleTtlMs(owner)), this.redis, true)
     return (reply as string[]).sort(compareNames)
   }
 
+  async eraseUserAttributes (userId: string): Promise<number> {
+    const [attrs, expiry] = this.keysOf({ scope: 'user', id: userId })
+    return await this.#run(() => this.#commands.ssoEraseUser(attrs!, expiry!))
+  }
+
   async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {
-    await this.#run(() => this.#commands.ssoEndSession(...this.keysOf(sessionId), tombstoneTtlMs))
+    const [attrs, expiry, meta, ended] = this.keysOf(sessionOwner(sessionId))
+    await this.#run(() => this.#commands.ssoEndSession(attrs!, expiry!, meta!, ended!, tombstoneTtlMs))
   }
 
   async endUserSessions (userId: string, tombstoneTtlMs: number): Promise<number> {
@@ -337,7 +368,7 @@ export class RedisStore implements Store {
   }
 
   async isSessionEnded (sessionId: string): Promise<boolean> {
-    return await this.#run(async () => await this.redis.exists(this.keysOf(sessionId)[3]), this.redis, true) === 1
+    return await this.#run(async () => await this.redis.exists(this.keysOf(sessionOwner(sessionId))[3]!), this.redis, true) === 1
   }
 
   async rememberOnce (id: string, untilMs: number): Promise<boolean> {

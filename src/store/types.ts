@@ -60,23 +60,52 @@ export interface StoreLimits {
   sessionIdleTtlMs: number
   sessionMaxTtlMs: number
   maxAttributesPerSession: number
+  /** Idle lifetime of a user's attributes, renewed by every call on them (default 400 days). */
+  userIdleTtlMs?: number | undefined
+  /** Most live attributes of one user (default: maxAttributesPerSession). */
+  maxAttributesPerUser?: number | undefined
+}
+
+export const DEFAULT_USER_IDLE_TTL_MS = 400 * 86_400_000
+
+/**
+ * Whose attributes a call is about: one session (id: the session id of docs/KEYS.md), or one
+ * user across all of the user's sessions (id: the user id, a hash of issuer and user claim).
+ * Session attributes live at most a session's lifetime and end with the session; user
+ * attributes have an idle lifetime only, and neither a session's end nor a logout by `sub`
+ * touches them.
+ */
+export interface Owner {
+  readonly scope: 'session' | 'user'
+  readonly id: string
+}
+
+export function sessionOwner (sessionId: string): Owner {
+  return { scope: 'session', id: sessionId }
+}
+
+export function userOwner (userId: string): Owner {
+  return { scope: 'user', id: userId }
 }
 
 /**
- * Every call renews the session's idle window (when the session has data); writes start a
- * session's max-lifetime window on its first attribute. Expired attributes are invisible to
- * every call. Multi-item calls are all-or-nothing. Failures are thrown as AppError:
- * E009001 (create: exists), E009002 (update: missing), E011005 (ifVersion), E011001 (too
- * many attributes), E011003 (store unavailable).
+ * Every call renews the owner's idle window (when it has data); writes start a session's
+ * max-lifetime window on its first attribute (a user's attributes have none). Expired
+ * attributes are invisible to every call. Multi-item calls are all-or-nothing. Failures are
+ * thrown as AppError: E009001 (create: exists), E009002 (update: missing), E011005
+ * (ifVersion), E011001 (too many attributes), E011003 (store unavailable), E007001 (an ended
+ * session; never for a user's attributes).
  */
 export interface Store {
   readonly kind: 'memory' | 'redis'
-  write: (sessionId: string, mode: WriteMode, items: WriteItem[]) => Promise<WriteOutcome[]>
-  get: (sessionId: string, names: string[]) => Promise<Array<StoredAttribute | null>>
-  exists: (sessionId: string, names: string[]) => Promise<boolean[]>
+  write: (owner: Owner, mode: WriteMode, items: WriteItem[]) => Promise<WriteOutcome[]>
+  get: (owner: Owner, names: string[]) => Promise<Array<StoredAttribute | null>>
+  exists: (owner: Owner, names: string[]) => Promise<boolean[]>
   /** Returns whether each name existed. With ifVersion (single name), mismatch or absence is E011005. */
-  delete: (sessionId: string, names: string[], ifVersion?: number) => Promise<boolean[]>
-  names: (sessionId: string) => Promise<string[]>
+  delete: (owner: Owner, names: string[], ifVersion?: number) => Promise<boolean[]>
+  names: (owner: Owner) => Promise<string[]>
+  /** Deletes every attribute of a user at once (account deletion); returns how many there were. */
+  eraseUserAttributes: (userId: string) => Promise<number>
   /**
    * Ends a session: purges its attributes and leaves a tombstone for `tombstoneTtlMs`, after
    * which every call on the session fails with E007001. Idempotent.
@@ -140,7 +169,7 @@ const PRECONDITION_MESSAGES = {
   E009001: 'Attribute already exists',
   E009002: 'No such attribute',
   E011005: 'Version does not match',
-  E011001: 'Too many attributes in the session'
+  E011001: 'Too many attributes'
 } as const
 
 /** A write or delete refused by the store; `names` are the attributes concerned. */

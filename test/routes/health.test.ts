@@ -24,6 +24,7 @@ function unreachableStore (): Store {
     exists: async (...args) => await inner.exists(...args),
     delete: async (...args) => await inner.delete(...args),
     names: async (...args) => await inner.names(...args),
+    eraseUserAttributes: async (...args) => await inner.eraseUserAttributes(...args),
     endSession: async (...args) => await inner.endSession(...args),
     endUserSessions: async (...args) => await inner.endUserSessions(...args),
     admitSession: async (...args) => await inner.admitSession(...args),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 import type { App } from '../../src/app.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { sessionIdOf } from '../../src/ust.ts'
 import { build, mintUst, TEST_ISSUER } from '../helper.ts'
 
@@ -50,7 +51,7 @@ describe('duplicate keys in a JSON body', () => {
       assert.deepEqual(reply.body.sub_status, ['E008002'])
       assert.deepEqual(reply.body.details?.map((detail) => detail.path), ['/encrypt'])
     }
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 
   test('two current_ust keys: neither session is touched (JSON.parse alone ran the call as the second)', async (t) => {
@@ -60,8 +61,8 @@ describe('duplicate keys in a JSON body', () => {
     const reply = await put(app, payload)
     assert.equal(reply.status, 400)
     assert.deepEqual(reply.body.details?.map((detail) => detail.path), ['/current_ust'])
-    assert.deepEqual(await app.store.names(first.sessionId), [])
-    assert.deepEqual(await app.store.names(second.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(first.sessionId)), [])
+    assert.deepEqual(await app.store.names(sessionOwner(second.sessionId)), [])
   })
 
   test('in a batch item and in a value, with the full pointer; the Zato paths\' other content types too', async (t) => {
@@ -78,6 +79,6 @@ describe('duplicate keys in a JSON body', () => {
         assert.deepEqual(reply.body.details?.map((detail) => detail.path), [pointer], contentType)
       }
     }
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 })

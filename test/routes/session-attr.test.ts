@@ -2,9 +2,10 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test, type TestContext } from 'node:test'
 import type { App } from '../../src/app.ts'
+import type { AttributeView } from '../../src/attribute-service.ts'
 import { StoreUnavailableError } from '../../src/errors.ts'
 import { MemoryStore } from '../../src/store/memory-store.ts'
-import type { Store } from '../../src/store/types.ts'
+import { sessionOwner, type Store } from '../../src/store/types.ts'
 import { sessionIdOf } from '../../src/ust.ts'
 import { build, mintUst, TEST_ISSUER, type UstOptions } from '../helper.ts'
 
@@ -18,17 +19,6 @@ type Fields = Record<string, unknown>
 interface Detail {
   path: string
   message: string
-}
-
-interface AttributeView {
-  found: boolean
-  name?: string
-  value?: unknown
-  creation_time?: string
-  last_modified?: string
-  expiration_time?: string | null
-  is_encrypted?: boolean
-  version?: number
 }
 
 interface Envelope extends AttributeView {
@@ -148,11 +138,11 @@ function assertError (reply: Reply, statusCode: number, code: string, path?: str
 
 /** What the store holds for a session, read directly, bypassing the API. */
 async function storedNames (app: App, session: Session): Promise<string[]> {
-  return await app.store.names(session.sessionId)
+  return await app.store.names(sessionOwner(session.sessionId))
 }
 
 async function storedAttribute (app: App, session: Session, name: string) {
-  const [attribute] = await app.store.get(session.sessionId, [name])
+  const [attribute] = await app.store.get(sessionOwner(session.sessionId), [name])
   return attribute ?? null
 }
 
@@ -1184,7 +1174,7 @@ describe('E008001: unknown route, method or media type', () => {
   test('404 for an unknown route', async (t) => {
     const app = await build(t)
     const alice = await newSession()
-    for (const url of ['/nope', '/sso/session/attrs', '/sso/session/attr/other', '/zato/sso/user/attr', '/sso/session/attr/names/x']) {
+    for (const url of ['/nope', '/sso/session/attrs', '/sso/session/attr/other', '/zato/sso/user/attr/other', '/sso/session/attr/names/x']) {
       const body = assertError(await send(app, { method: 'GET', url, ust: alice.ust }), 404, 'E008001')
       assert.equal(Object.hasOwn(body, 'details'), false)
     }
@@ -1311,7 +1301,7 @@ function failingStore (error: () => Error): Store {
   const fail = async (): Promise<never> => { throw error() }
   // Token admission passes, so that each operation's own store call is the one that fails.
   return {
-    kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, ping: fail, close: async () => await inner.close(),
+    kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, eraseUserAttributes: fail, ping: fail, close: async () => await inner.close(),
     endSession: fail, endUserSessions: fail, admitSession: async () => {}, indexSession: fail, isSessionEnded: fail, rememberOnce: fail, forgetOnce: fail, countHits: fail
   }
 }

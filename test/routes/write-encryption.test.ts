@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import type { App } from '../../src/app.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { sessionIdOf } from '../../src/ust.ts'
 import { RedisServer } from '../fixtures/redis.ts'
 import { build, mintUst, TEST_ISSUER } from '../helper.ts'
@@ -35,7 +36,7 @@ function suite (name: string, open: (t: TestContext) => Promise<{ app: App, scri
       const reply = await put(app, ust, { data: [{ name: 'clear', value: 'c1' }, { name: 'secret', value: 's1' }, { name: 'fresh', value: 'f1' }] })
       const calls = await scriptCalls()
       assert.deepEqual(Object.fromEntries(Object.entries(reply.result!).map(([key, item]) => [key, item.version])), { clear: 2, secret: 2, fresh: 1 })
-      const [secret, clear, fresh] = await app.store.get(sessionIdOf(TEST_ISSUER, sid), ['secret', 'clear', 'fresh'])
+      const [secret, clear, fresh] = await app.store.get(sessionOwner(sessionIdOf(TEST_ISSUER, sid)), ['secret', 'clear', 'fresh'])
       assert.equal(secret?.encrypted, true)
       assert.doesNotMatch(secret!.payload, /s1/)
       assert.deepEqual([clear?.encrypted, clear?.payload], [false, '"c1"'])
@@ -55,7 +56,7 @@ function suite (name: string, open: (t: TestContext) => Promise<{ app: App, scri
       assert.equal((await put(app, ust, { data: [{ name: 'clear', value: 'c1' }, { name: 'fresh', value: 'f1' }] })).result!.clear!.version, 2)
       const calls = await scriptCalls()
       if (before !== undefined) assert.equal(calls! - before, 1)
-      const [clear, fresh] = await app.store.get(sessionIdOf(TEST_ISSUER, sid), ['clear', 'fresh'])
+      const [clear, fresh] = await app.store.get(sessionOwner(sessionIdOf(TEST_ISSUER, sid)), ['clear', 'fresh'])
       assert.deepEqual([clear?.encrypted, fresh?.encrypted], [false, false])
     })
   })

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 import type { App } from '../../src/app.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { sessionIdOf } from '../../src/ust.ts'
 import { build, mintUst, TEST_ISSUER } from '../helper.ts'
 
@@ -63,7 +64,7 @@ describe('Zato path: a JSON body whatever its content type', () => {
       assert.deepEqual(ok(await send(app, 'GET', `${Z}/names`, { current_ust: ust }, contentType), what).result, ['a', 'b'])
       assert.deepEqual(ok(await send(app, 'DELETE', Z, { current_ust: ust, data: ['a', 'b'] }, contentType), what).result, { a: true, b: true })
     }
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 
   test('still strict JSON: malformed, __proto__, duplicate keys, invalid UTF-8 are 400 and store nothing', async (t) => {
@@ -84,7 +85,7 @@ describe('Zato path: a JSON body whatever its content type', () => {
         assert.deepEqual(response.json<Envelope>().sub_status, ['E008002'])
       }
     }
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 
   test('the canonical path keeps answering 415 to the same bodies, and stores nothing', async (t) => {
@@ -93,7 +94,7 @@ describe('Zato path: a JSON body whatever its content type', () => {
     for (const contentType of [undefined, 'text/plain', 'application/x-www-form-urlencoded']) {
       refused(await send(app, 'PUT', P, { current_ust: alice.ust, name: 'a', value: 1 }, contentType), 415, 'E008001')
     }
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 })
 
@@ -117,8 +118,8 @@ describe('Zato path: the fields Zato accepted and ignored', () => {
     assert.deepEqual(ok(await send(app, 'GET', `${Z}/names`, { ...current, ...ZATO_ONLY, ...READ_EXTRAS, decrypt: true, name: 'zzz', data: ['x'] })).result, ['a', 'b'])
     // Zato's own delete test sends value and expiration with the delete.
     assert.equal(ok(await send(app, 'DELETE', Z, { ...current, ...ZATO_ONLY, ...READ_EXTRAS, decrypt: true, name: 'a' })).deleted, true)
-    assert.deepEqual(await app.store.names(alice.sessionId), ['b'])
-    const [b] = await app.store.get(alice.sessionId, ['b'])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), ['b'])
+    const [b] = await app.store.get(sessionOwner(alice.sessionId), ['b'])
     assert.equal(b?.payload, '"b"')
   })
 
@@ -130,7 +131,7 @@ describe('Zato path: the fields Zato accepted and ignored', () => {
     refused(await send(app, 'PUT', P, { current_ust: alice.ust, name: 'a', value: 1, user_id: 'zusr1' }, 'application/json'), 400, 'E008002', '/user_id')
     refused(await send(app, 'DELETE', P, { current_ust: alice.ust, name: 'a', value: 1 }, 'application/json'), 400, 'E008002', '/value')
     refused(await send(app, 'GET', `${P}/names`, { current_ust: alice.ust, name: 'a' }, 'application/json'), 400, 'E008002', '/name')
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 })
 
@@ -140,7 +141,7 @@ describe('Zato path: "true" and "false" as booleans', () => {
     const alice = await session()
     ok(await send(app, 'POST', Z, { current_ust: alice.ust, name: 'secret', value: 's3cr3t', encrypt: 'true' }))
     ok(await send(app, 'POST', Z, { current_ust: alice.ust, data: [{ name: 'plain', value: 'p' }], encrypt: 'False' }))
-    const [secret, plain] = await app.store.get(alice.sessionId, ['secret', 'plain'])
+    const [secret, plain] = await app.store.get(sessionOwner(alice.sessionId), ['secret', 'plain'])
     assert.equal(secret?.encrypted, true)
     assert.equal(plain?.encrypted, false)
     const sealed = ok(await send(app, 'GET', Z, { current_ust: alice.ust, name: 'secret', decrypt: 'false' }))
@@ -155,7 +156,7 @@ describe('Zato path: "true" and "false" as booleans', () => {
     refused(await send(app, 'PUT', Z, { current_ust: alice.ust, name: 'a', value: 1, encrypt: '' }), 400, 'E008002', '/encrypt')
     refused(await send(app, 'PUT', Z, { current_ust: alice.ust, data: [{ name: 'a', value: 1, encrypt: 'true' }] }), 400, 'E008002', '/data/0/encrypt')
     refused(await send(app, 'PUT', P, { current_ust: alice.ust, name: 'a', value: 1, encrypt: 'true' }, 'application/json'), 400, 'E008002', '/encrypt')
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 })
 
@@ -196,6 +197,6 @@ describe('Zato path: lenient content types open no CSRF path', () => {
     // Basic credentials a browser might have cached are not a bearer token either.
     const basic = await send(app, 'POST', Z, { name: 'a', value: 1 }, 'text/plain', { authorization: `Basic ${Buffer.from(`u:${alice.ust}`).toString('base64')}` })
     refused(basic, 401, 'E007001')
-    assert.deepEqual(await app.store.names(alice.sessionId), [])
+    assert.deepEqual(await app.store.names(sessionOwner(alice.sessionId)), [])
   })
 })

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import type { App } from '../../src/app.ts'
 import { parseEncryptionKeys } from '../../src/config.ts'
-import { rekey, type RekeyOptions, type RekeyReport } from '../../src/rekey.ts'
-import { sessionIdOf } from '../../src/ust.ts'
+import { formatReport, rekey, type RekeyOptions, type RekeyReport } from '../../src/rekey.ts'
+import { sessionIdOf, userIdOf } from '../../src/ust.ts'
 import { ValueCipher } from '../../src/value-cipher.ts'
 import { freePort, RedisServer } from '../fixtures/redis.ts'
 import { build, mintUst, TEST_ISSUER } from '../helper.ts'
@@ -112,6 +112,33 @@ function hashKey (prefix: string, session: Session): string {
 }
 
 describe('rekey', () => {
+  test('user attributes are re-encrypted too, under their user binding; session and user values read back with the old key removed', async (t) => {
+    const prefix = uniquePrefix()
+    const before = await service(t, prefix, KEY.k1)
+    const session = await newSession()
+    const sub = `user-${randomUUID()}`
+    const userUst = await mintUst({ sid: randomUUID(), sub })
+    const userCall = async (app: App, method: 'GET' | 'PUT', body: Body) => await app.inject({
+      method, url: '/sso/user/attr', headers: { authorization: `Bearer ${userUst}`, 'content-type': 'application/json' }, payload: JSON.stringify({ current_app: 'CRM', ...body })
+    })
+    assert.equal((await userCall(before, 'PUT', { data: [{ name: 'card', value: '4111', encrypt: true }, { name: 'theme', value: 'dark' }] })).statusCode, 200)
+    await ok(before, session, 'PUT', { name: 'secret', value: 's', encrypt: true })
+    const userHash = `${prefix}{u:${userIdOf(TEST_ISSUER, sub)}}:a`
+    const versionBefore = (await raw.hget(userHash, 'card'))!.split(':')[0]
+
+    const report = await runRekey(prefix, `${KEY.k2},${KEY.k1}`)
+    assert.deepEqual([report.sessions, report.users, report.encrypted, report.rekeyed, report.failed], [1, 1, 2, 2, 0])
+    assert.match(formatReport(report), /^1 sessions and 1 users scanned, 2 encrypted values: 2 re-encrypted/)
+    assert.deepEqual([...await kidsInUse(prefix)], ['k2'])
+    assert.equal((await raw.hget(userHash, 'card'))!.split(':')[0], versionBefore, 'the version is kept')
+
+    const after = await service(t, prefix, KEY.k2)
+    const card = await userCall(after, 'GET', { name: 'card' })
+    assert.equal(card.statusCode, 200, card.body)
+    assert.equal(card.json<Body>().value, '4111')
+    assert.equal((await ok(after, session, 'GET', { name: 'secret' })).value, 's')
+  })
+
   test('after rekey the old key can be removed: every value reads back, versions and times unchanged', async (t) => {
     const prefix = uniquePrefix()
     const before = await service(t, prefix, KEY.k1)

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, type ExpiryWrite, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
+  CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, sessionOwner, userOwner,
+  type ExpiryWrite, type Owner, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
 } from '../../src/store/types.ts'
 
 // The one contract both stores must meet (src/store/types.ts), run once per store by
@@ -50,21 +51,21 @@ async function rejectsWith (promise: Promise<unknown>, code: PreconditionCode, n
   })
 }
 
-async function one (store: Store, sessionId: string, name: string): Promise<StoredAttribute | null> {
-  const [attribute] = await store.get(sessionId, [name])
+async function one (store: Store, owner: Owner, name: string): Promise<StoredAttribute | null> {
+  const [attribute] = await store.get(owner, [name])
   assert.ok(attribute !== undefined)
   return attribute
 }
 
-async function mustGet (store: Store, sessionId: string, name: string): Promise<StoredAttribute> {
-  const attribute = await one(store, sessionId, name)
+async function mustGet (store: Store, owner: Owner, name: string): Promise<StoredAttribute> {
+  const attribute = await one(store, owner, name)
   assert.ok(attribute !== null, `attribute ${name} should exist`)
   return attribute
 }
 
 /** Registers the contract tests for one kind of store. */
 export function storeContract (name: string, makeStore: MakeStore): void {
-  async function open (t: TestContext, overrides: Partial<StoreLimits> = {}): Promise<Store> {
+  async function openStore (t: TestContext, overrides: Partial<StoreLimits> = {}): Promise<Store> {
     const handle = await makeStore({ ...LIMITS, ...overrides })
     t.after(async () => {
       if (handle.cleanup !== undefined) await handle.cleanup()
@@ -73,11 +74,18 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     return handle.store
   }
 
-  describe(`${name} store contract`, () => {
+  /** The attribute tests, the same for a session's attributes and a user's. */
+  function scopeContract (scope: Owner['scope']): void {
+    const newOwner = (): Owner => ({ scope, id: newSessionId() })
+    // The tests' idle window and attribute limit apply to whichever scope runs.
+    const open = async (t: TestContext, overrides: Partial<StoreLimits> = {}): Promise<Store> => await openStore(t, scope === 'session'
+      ? overrides
+      : { ...overrides, userIdleTtlMs: overrides.sessionIdleTtlMs ?? LIMITS.sessionIdleTtlMs, maxAttributesPerUser: overrides.maxAttributesPerSession ?? LIMITS.maxAttributesPerSession })
+
     describe('create, update and set', () => {
       test('create stores a new attribute at version 1 and reports it', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         const before = Date.now()
         const outcomes = await store.write(sid, 'create', [item('theme', plain('dark'))])
         const after = Date.now()
@@ -94,7 +102,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('create of an existing name fails with E009001 and changes nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1))])
         const before = await mustGet(store, sid, 'a')
         await rejectsWith(store.write(sid, 'create', [item('a', plain(2))]), 'E009001', ['a'])
@@ -103,7 +111,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('update of a missing name fails with E009002 and stores nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await rejectsWith(store.write(sid, 'update', [item('missing', plain(1))]), 'E009002', ['missing'])
         assert.equal(await one(store, sid, 'missing'), null)
         assert.deepEqual(await store.names(sid), [])
@@ -114,7 +122,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('update writes falsy JSON values', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('v', plain('x'))])
         for (const value of [0, false, '', null]) {
           await store.write(sid, 'update', [item('v', plain(value))])
@@ -124,7 +132,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('set creates a missing attribute and overwrites an existing one', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         assert.deepEqual(await store.write(sid, 'set', [item('s', plain('one'))]), [{ name: 's', version: 1, expiresAt: null }])
         assert.equal((await mustGet(store, sid, 's')).payload, '"one"')
         assert.deepEqual(await store.write(sid, 'set', [item('s', plain('two'))]), [{ name: 's', version: 2, expiresAt: null }])
@@ -135,7 +143,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('every write adds one to the version; a deleted and re-created name starts again at 1', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         const versions: number[] = []
         const record = async (mode: 'create' | 'update' | 'set', write: WriteItem): Promise<void> => {
           const [outcome] = await store.write(sid, mode, [write])
@@ -157,7 +165,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('createdAt survives updates while modifiedAt moves forward', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('c', plain(1))])
         const created = await mustGet(store, sid, 'c')
         await sleep(25)
@@ -176,7 +184,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('payloads and names round-trip exactly', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 50 })
-        const sid = newSessionId()
+        const sid = newOwner()
         const payloads = [
           JSON.stringify({ a: 'b:c:1:2:p:', nested: [1, { x: null }] }),
           JSON.stringify('line one\nline two\r\n\ttab \u0000 nul'),
@@ -198,8 +206,8 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('sessions are isolated from each other', async (t) => {
         const store = await open(t)
-        const first = newSessionId()
-        const second = newSessionId()
+        const first = newOwner()
+        const second = newOwner()
         await store.write(first, 'create', [item('shared', plain('first'))])
         await store.write(second, 'create', [item('shared', plain('second'))])
         assert.equal((await mustGet(store, first, 'shared')).payload, '"first"')
@@ -213,7 +221,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('conditional writes', () => {
       test('ifVersion: a match writes, a mismatch fails with E011005 and changes nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('k', plain('v1'), inMs(60_000))])
         await store.write(sid, 'update', [item('k', plain('v2'), KEEP, { ifVersion: 1 })])
         const before = await mustGet(store, sid, 'k')
@@ -229,7 +237,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('ifVersion on a missing attribute fails with E011005 and stores nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await rejectsWith(store.write(sid, 'set', [item('ghost', plain(1), KEEP, { ifVersion: 1 })]), 'E011005', ['ghost'])
         assert.equal(await one(store, sid, 'ghost'), null)
         assert.deepEqual(await store.names(sid), [])
@@ -237,7 +245,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('expectVersion: a mismatch throws StaleReadError and changes nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('e', plain(1))])
         await store.write(sid, 'update', [item('e', plain(2))])
         const before = await mustGet(store, sid, 'e')
@@ -255,7 +263,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('value kinds', () => {
       test('plain is stored in clear and cipher is stored encrypted', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('p', plain({ a: 1 })), item('c', { kind: 'cipher', cipher: 'CIPHERTEXT' })])
         const [p, c] = await store.get(sid, ['p', 'c'])
         assert.equal(p?.payload, '{"a":1}')
@@ -270,7 +278,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('inherit keeps the stored encryption state, and is plain for a new attribute', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('secret', { kind: 'cipher', cipher: 'C0' }), item('clear', plain(0))])
         await store.write(sid, 'set', [
           item('secret', { kind: 'inherit', plain: '1', cipher: 'C1' }),
@@ -288,7 +296,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('inherit without cipher writes clear and new attributes, and refuses the whole write on an encrypted one', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('secret', { kind: 'cipher', cipher: 'C0' }), item('clear', plain(0))])
         await store.write(sid, 'set', [item('clear', { kind: 'inherit', plain: '1' }), item('fresh', { kind: 'inherit', plain: '1' })])
         const [clear, fresh] = await store.get(sid, ['clear', 'fresh'])
@@ -302,7 +310,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('keep leaves payload and encryption flag as they are and may change the expiry', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('s', { kind: 'cipher', cipher: 'SECRET' }), item('p', plain([1, 2]), inMs(60_000))])
         await store.write(sid, 'update', [item('s', { kind: 'keep' }, inMs(60_000)), item('p', { kind: 'keep' }, CLEAR)])
         const [s, p] = await store.get(sid, ['s', 'p'])
@@ -313,7 +321,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('keep on a missing attribute fails with E009002 even under set', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('there', plain(1))])
         await rejectsWith(store.write(sid, 'set', [item('there', plain(2)), item('missing', { kind: 'keep' }, inMs(1000))]), 'E009002', ['missing'])
         assert.deepEqual(await store.names(sid), ['there'])
@@ -324,7 +332,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('expiry', () => {
       test('set, keep and clear', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         const before = Date.now()
         const [outcome] = await store.write(sid, 'create', [item('x', plain(1), inMs(5_000))])
         const after = Date.now()
@@ -351,7 +359,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('an expired attribute is gone at once from every operation and its name is free', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('short', plain('s'), inMs(200)), item('stay', plain('t'))])
         assert.deepEqual(await store.exists(sid, ['short', 'stay']), [true, true])
         assert.deepEqual(await store.names(sid), ['short', 'stay'])
@@ -373,7 +381,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('each expired attribute goes on its own time; a cleared expiry never fires', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [
           item('a', plain(1), inMs(150)), item('b', plain(2), inMs(450)), item('c', plain(3), inMs(150)), item('d', plain(4))
         ])
@@ -386,10 +394,11 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         assert.equal((await mustGet(store, sid, 'c')).payload, '33')
       })
 
+      if (scope === 'session') {
       test('an expiry never reaches past the session deadline', async (t) => {
         const maxTtl = 2_000
         const store = await open(t, { sessionIdleTtlMs: 1_000, sessionMaxTtlMs: maxTtl })
-        const sid = newSessionId()
+        const sid = newOwner()
         const [first] = await store.write(sid, 'create', [item('first', plain(1), inMs(60_000))])
         const created = (await mustGet(store, sid, 'first')).createdAt
         assert.equal(first?.expiresAt, created + maxTtl)
@@ -400,14 +409,16 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const [short] = await store.write(sid, 'update', [item('second', plain(2), inMs(100))])
         assert.ok(short?.expiresAt !== null && short?.expiresAt !== undefined && short.expiresAt < created + maxTtl - 500)
       })
+      }
     })
 
+    if (scope === 'session') {
     describe('session lifetime', () => {
       test('every kind of call renews the idle window', async (t) => {
         const idle = 700
         const step = 400
         const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1))])
         const calls: Array<[string, () => Promise<void>]> = [
           ['exists', async () => { assert.deepEqual(await store.exists(sid, ['a']), [true]) }],
@@ -433,7 +444,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const idle = 400
         const maxTtl = 60_000
         const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1), inMs(10 * maxTtl))])
         await sleep(idle + 250)
         assert.deepEqual(await store.names(sid), [])
@@ -449,7 +460,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const idle = 800
         const maxTtl = 1_200
         const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1))])
         const created = (await mustGet(store, sid, 'a')).createdAt
         // Past the first idle window (only renewal keeps it alive) and close to the deadline,
@@ -471,7 +482,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('calls on an unknown session find nothing', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         assert.deepEqual(await store.get(sid, ['a', 'b']), [null, null])
         assert.deepEqual(await store.exists(sid, ['a']), [false])
         assert.deepEqual(await store.names(sid), [])
@@ -481,10 +492,12 @@ export function storeContract (name: string, makeStore: MakeStore): void {
       })
     })
 
+    }
+
     describe('attributes per session', () => {
       test('a new attribute beyond the limit fails with E011001; existing ones still change', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 5 })
-        const sid = newSessionId()
+        const sid = newOwner()
         for (let index = 0; index < 5; index++) await store.write(sid, 'create', [item(`n${index}`, plain(index))])
         await rejectsWith(store.write(sid, 'create', [item('n5', plain(5))]), 'E011001')
         await rejectsWith(store.write(sid, 'set', [item('n5', plain(5))]), 'E011001')
@@ -499,7 +512,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('a batch that would exceed the limit stores nothing', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 5 })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2)), item('c', plain(3))])
         await rejectsWith(store.write(sid, 'set', [item('a', plain('changed')), item('d', plain(4)), item('e', plain(5)), item('f', plain(6))]), 'E011001')
         assert.deepEqual(await store.names(sid), ['a', 'b', 'c'])
@@ -511,7 +524,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('a batch of six into an empty session fails', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 5 })
-        const sid = newSessionId()
+        const sid = newOwner()
         await rejectsWith(store.write(sid, 'set', Array.from({ length: 6 }, (_, index) => item(`x${index}`, plain(index)))), 'E011001')
         assert.deepEqual(await store.names(sid), [])
         await store.write(sid, 'set', Array.from({ length: 5 }, (_, index) => item(`x${index}`, plain(index))))
@@ -520,7 +533,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('expired attributes do not count', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 5 })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1), inMs(150)), item('b', plain(2), inMs(150)), item('c', plain(3)), item('d', plain(4)), item('e', plain(5))])
         await rejectsWith(store.write(sid, 'create', [item('f', plain(6))]), 'E011001')
         await sleep(250)
@@ -534,7 +547,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const count = 10_000
         const batch = 2_500
         const store = await open(t, { maxAttributesPerSession: count + 10 })
-        const sid = newSessionId()
+        const sid = newOwner()
         const names = Array.from({ length: count }, (_, index) => `e${String(index).padStart(5, '0')}`)
         // Long enough for four batches of 2,500 to be written on a loaded machine or a Cluster.
         const lifetime = 3_000
@@ -554,7 +567,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('batches', () => {
       test('outcomes, get and exists answer in the order of the items', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         const outcomes = await store.write(sid, 'create', [item('z', plain('z')), item('a', plain('a'), inMs(60_000)), item('m', plain('m'))])
         assert.deepEqual(outcomes.map((outcome) => [outcome.name, outcome.version, outcome.expiresAt === null]), [['z', 1, true], ['a', 1, false], ['m', 1, true]])
         const got = await store.get(sid, ['m', 'missing', 'z', 'a'])
@@ -564,7 +577,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('create: one existing name fails the whole batch with E009001', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('b', plain('old'))])
         await rejectsWith(store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2)), item('c', plain(3))]), 'E009001', ['b'])
         assert.deepEqual(await store.names(sid), ['b'])
@@ -574,7 +587,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('update: one missing name fails the whole batch with E009002', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('c', plain(3))])
         const before = await store.get(sid, ['a', 'c'])
         await rejectsWith(store.write(sid, 'update', [item('a', plain(10), CLEAR), item('b', plain(20)), item('c', plain(30), inMs(100))]), 'E009002', ['b'])
@@ -584,7 +597,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('set: one version mismatch fails the whole batch with E011005', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2))])
         await store.write(sid, 'update', [item('b', plain(22))])
         const before = await store.get(sid, ['a', 'b'])
@@ -597,7 +610,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('a stale item fails the whole batch', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2))])
         await assert.rejects(store.write(sid, 'set', [
           item('a', plain(10), KEEP, { expectVersion: 1 }), item('b', plain(20), KEEP, { expectVersion: 7 }), item('c', plain(30))
@@ -608,7 +621,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('the error names every offending attribute', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('c', plain(3))])
         await rejectsWith(store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2)), item('c', plain(3))]), 'E009001', ['a', 'c'])
         await rejectsWith(store.write(sid, 'update', [item('x', plain(1)), item('a', plain(2)), item('y', plain(3))]), 'E009002', ['x', 'y'])
@@ -618,7 +631,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('delete', () => {
       test('reports which names existed; a missing name is not an error', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2)), item('c', plain(3))])
         assert.deepEqual(await store.delete(sid, ['a', 'missing', 'c']), [true, false, true])
         assert.deepEqual(await store.names(sid), ['b'])
@@ -630,7 +643,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('with ifVersion: a match deletes; a mismatch or absence fails with E011005', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('a', plain(1))])
         await store.write(sid, 'update', [item('a', plain(2))])
         await rejectsWith(store.delete(sid, ['a'], 1), 'E011005', ['a'])
@@ -645,7 +658,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('names and exists', () => {
       test('names are sorted by UTF-16 code unit, whatever the insertion order', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 20 })
-        const sid = newSessionId()
+        const sid = newOwner()
         const names = ['b', 'ｚ', 'a', '😀', 'B', 'ä', '9', '10', 'a b', 'a:b']
         for (const n of names) await store.write(sid, 'create', [item(n, plain(n))])
         // U+1F600 is a surrogate pair starting 0xD83D, so it sorts before U+FF5A; code-point
@@ -659,7 +672,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     describe('concurrency', () => {
       test('50 parallel writers and 50 read-modify-write increments on one session lose nothing', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 1_000 })
-        const sid = newSessionId()
+        const sid = newOwner()
         await store.write(sid, 'create', [item('counter', plain(0))])
         let conflicts = 0
         const increment = async (): Promise<void> => {
@@ -694,7 +707,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('of 20 parallel creates of one name exactly one wins', async (t) => {
         const store = await open(t)
-        const sid = newSessionId()
+        const sid = newOwner()
         const results = await Promise.allSettled(Array.from({ length: 20 }, async (_, index) => await store.write(sid, 'create', [item('race', plain(index))])))
         const won = results.filter((result) => result.status === 'fulfilled')
         assert.equal(won.length, 1)
@@ -713,7 +726,7 @@ export function storeContract (name: string, makeStore: MakeStore): void {
 
       test('parallel creates never overshoot the attribute limit', async (t) => {
         const store = await open(t, { maxAttributesPerSession: 5 })
-        const sid = newSessionId()
+        const sid = newOwner()
         const results = await Promise.allSettled(Array.from({ length: 20 }, async (_, index) => await store.write(sid, 'create', [item(`p${index}`, plain(index))])))
         assert.equal(results.filter((result) => result.status === 'fulfilled').length, 5)
         for (const result of results) {
@@ -725,6 +738,14 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         assert.equal((await store.names(sid)).length, 5)
       })
     })
+  }
+
+  const open = openStore
+
+  describe(`${name} store contract`, () => {
+    for (const scope of ['session', 'user'] as const) {
+      describe(`${scope} attributes`, () => scopeContract(scope))
+    }
 
     describe('session lifecycle: ending sessions, user index, one-time ids, rate counters', () => {
       const ended = (error: unknown) => {
@@ -737,20 +758,20 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         const store = await open(t)
         const sid = newSessionId()
         const other = newSessionId()
-        await store.write(sid, 'create', [item('a', plain(1)), item('b', plain(2), inMs(60_000))])
-        await store.write(other, 'create', [item('a', plain(1))])
+        await store.write(sessionOwner(sid), 'create', [item('a', plain(1)), item('b', plain(2), inMs(60_000))])
+        await store.write(sessionOwner(other), 'create', [item('a', plain(1))])
         assert.equal(await store.isSessionEnded(sid), false)
         await store.endSession(sid, 60_000)
         assert.equal(await store.isSessionEnded(sid), true)
-        await assert.rejects(store.get(sid, ['a']), ended)
-        await assert.rejects(store.exists(sid, ['a']), ended)
-        await assert.rejects(store.names(sid), ended)
-        await assert.rejects(store.delete(sid, ['a']), ended)
+        await assert.rejects(store.get(sessionOwner(sid), ['a']), ended)
+        await assert.rejects(store.exists(sessionOwner(sid), ['a']), ended)
+        await assert.rejects(store.names(sessionOwner(sid)), ended)
+        await assert.rejects(store.delete(sessionOwner(sid), ['a']), ended)
         // No write resurrects it, not even a create of a fresh name.
-        await assert.rejects(store.write(sid, 'set', [item('c', plain(3))]), ended)
-        await assert.rejects(store.write(sid, 'create', [item('a', plain(9))]), ended)
+        await assert.rejects(store.write(sessionOwner(sid), 'set', [item('c', plain(3))]), ended)
+        await assert.rejects(store.write(sessionOwner(sid), 'create', [item('a', plain(9))]), ended)
         // Another session is untouched.
-        assert.equal((await mustGet(store, other, 'a')).payload, '1')
+        assert.equal((await mustGet(store, sessionOwner(other), 'a')).payload, '1')
         assert.equal(await store.isSessionEnded(other), false)
       })
 
@@ -760,19 +781,19 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         await store.endSession(sid, 60_000)
         await store.endSession(sid, 60_000)
         assert.equal(await store.isSessionEnded(sid), true)
-        await assert.rejects(store.write(sid, 'create', [item('a', plain(1))]), ended)
+        await assert.rejects(store.write(sessionOwner(sid), 'create', [item('a', plain(1))]), ended)
       })
 
       test('a tombstone lasts its TTL, then the session id is usable again', async (t) => {
         const store = await open(t)
         const sid = newSessionId()
-        await store.write(sid, 'create', [item('a', plain(1))])
+        await store.write(sessionOwner(sid), 'create', [item('a', plain(1))])
         await store.endSession(sid, 300)
-        await assert.rejects(store.get(sid, ['a']), ended)
+        await assert.rejects(store.get(sessionOwner(sid), ['a']), ended)
         await sleep(450)
         assert.equal(await store.isSessionEnded(sid), false)
         // The purge was real: the attribute did not come back with the tombstone gone.
-        assert.deepEqual(await store.get(sid, ['a']), [null])
+        assert.deepEqual(await store.get(sessionOwner(sid), ['a']), [null])
       })
 
       test('endUserSessions ends every indexed session of the user, and only those', async (t) => {
@@ -784,14 +805,14 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         await store.indexSession(user, s1, issuedAt, Date.now() + 60_000)
         await store.indexSession(user, s2, issuedAt, Date.now() + 60_000)
         await store.indexSession(stranger, s3, issuedAt, Date.now() + 60_000)
-        await store.write(s1, 'create', [item('a', plain(1))])
-        await store.write(s3, 'create', [item('a', plain(1))])
+        await store.write(sessionOwner(s1), 'create', [item('a', plain(1))])
+        await store.write(sessionOwner(s3), 'create', [item('a', plain(1))])
         assert.equal(await store.endUserSessions(user, 60_000), 2)
         assert.equal(await store.isSessionEnded(s1), true)
         assert.equal(await store.isSessionEnded(s2), true)
-        await assert.rejects(store.get(s1, ['a']), ended)
+        await assert.rejects(store.get(sessionOwner(s1), ['a']), ended)
         assert.equal(await store.isSessionEnded(s3), false)
-        assert.equal((await mustGet(store, s3, 'a')).payload, '1')
+        assert.equal((await mustGet(store, sessionOwner(s3), 'a')).payload, '1')
         // Again: nothing left in the index, and still idempotent.
         assert.equal(await store.endUserSessions(user, 60_000), 0)
       })
@@ -863,6 +884,82 @@ export function storeContract (name: string, makeStore: MakeStore): void {
         assert.deepEqual((await store.countHits(windowMs, [[`u:${newSessionId()}`, 1]])).totals, [1])
         await sleep(windowMs + 50)
         assert.deepEqual((await store.countHits(windowMs, [[a, 1]])).totals, [1], 'a new window')
+      })
+    })
+
+    describe('user attributes: no deadline, own idle window, untouched by session ends, erasure', () => {
+      test('a user\'s attributes have no deadline: an expiry is not capped by the session max lifetime', async (t) => {
+        const store = await open(t, { sessionIdleTtlMs: 1_000, sessionMaxTtlMs: 2_000 })
+        const user = userOwner(newSessionId())
+        const [written] = await store.write(user, 'create', [item('theme', plain('dark'), inMs(60_000))])
+        const created = (await mustGet(store, user, 'theme')).createdAt
+        assert.ok(written?.expiresAt !== null && written?.expiresAt !== undefined && written.expiresAt >= created + 59_000)
+        await sleep(1_200)
+        assert.equal((await mustGet(store, user, 'theme')).payload, '"dark"', 'the session idle window does not apply')
+      })
+
+      test('they live for the user idle window, renewed by every call', async (t) => {
+        const store = await open(t, { userIdleTtlMs: 600 })
+        const user = userOwner(newSessionId())
+        await store.write(user, 'create', [item('a', plain(1))])
+        for (let step = 0; step < 3; step++) {
+          await sleep(350)
+          assert.deepEqual(await store.names(user), ['a'])
+        }
+        await sleep(800)
+        assert.deepEqual(await store.names(user), [])
+        assert.deepEqual(await store.get(user, ['a']), [null])
+      })
+
+      test('a session and a user with the same id are different owners', async (t) => {
+        const store = await open(t)
+        const id = newSessionId()
+        await store.write(sessionOwner(id), 'create', [item('a', plain('session'))])
+        await store.write(userOwner(id), 'create', [item('a', plain('user'))])
+        assert.equal((await mustGet(store, sessionOwner(id), 'a')).payload, '"session"')
+        assert.equal((await mustGet(store, userOwner(id), 'a')).payload, '"user"')
+      })
+
+      test('ending a session or every session of the user leaves the user\'s attributes as they are', async (t) => {
+        const store = await open(t)
+        const userId = newSessionId()
+        const sid = newSessionId()
+        await store.indexSession(userId, sid, Date.now() - 1000, Date.now() + 60_000)
+        await store.write(sessionOwner(sid), 'create', [item('s', plain(1))])
+        await store.write(userOwner(userId), 'create', [item('theme', plain('dark')), item('lang', plain('fr'), inMs(60_000))])
+        await store.endSession(sid, 60_000)
+        assert.equal(await store.endUserSessions(userId, 60_000), 1)
+        assert.deepEqual(await store.names(userOwner(userId)), ['lang', 'theme'])
+        assert.equal((await mustGet(store, userOwner(userId), 'theme')).version, 1)
+        // The user tombstone refuses old tokens; it does not hide the data from a new one.
+        await store.write(userOwner(userId), 'update', [item('theme', plain('light'))])
+        assert.equal((await mustGet(store, userOwner(userId), 'theme')).version, 2)
+      })
+
+      test('a user has an attribute limit of its own', async (t) => {
+        const store = await open(t, { maxAttributesPerSession: 1, maxAttributesPerUser: 2 })
+        const user = userOwner(newSessionId())
+        await store.write(user, 'create', [item('a', plain(1)), item('b', plain(2))])
+        await rejectsWith(store.write(user, 'create', [item('c', plain(3))]), 'E011001')
+        await rejectsWith(store.write(sessionOwner(newSessionId()), 'create', [item('a', plain(1)), item('b', plain(2))]), 'E011001')
+      })
+
+      test('eraseUserAttributes deletes every attribute of the user at once, and only that user\'s', async (t) => {
+        const store = await open(t)
+        const userId = newSessionId()
+        const other = userOwner(newSessionId())
+        await store.write(userOwner(userId), 'create', [item('a', plain(1)), item('b', plain(2), inMs(60_000)), item('gone', plain(3), inMs(50))])
+        await store.write(other, 'create', [item('a', plain(1))])
+        await store.write(sessionOwner(userId), 'create', [item('a', plain(1))])
+        await sleep(150)
+        assert.equal(await store.eraseUserAttributes(userId), 2, 'live attributes only')
+        assert.deepEqual(await store.names(userOwner(userId)), [])
+        assert.deepEqual(await store.get(userOwner(userId), ['a', 'b', 'gone']), [null, null, null])
+        assert.equal(await store.eraseUserAttributes(userId), 0, 'idempotent')
+        assert.deepEqual(await store.names(other), ['a'])
+        assert.deepEqual(await store.names(sessionOwner(userId)), ['a'])
+        const [again] = await store.write(userOwner(userId), 'create', [item('a', plain(9))])
+        assert.equal(again?.version, 1, 'a name starts again at version 1')
       })
     })
   })

@@ -4,7 +4,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { StoreUnavailableError } from '../../src/errors.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
 import { mastersOf } from '../../src/store/redis-topology.ts'
-import { PreconditionFailed, type StoreLimits } from '../../src/store/types.ts'
+import { PreconditionFailed, sessionOwner, type StoreLimits } from '../../src/store/types.ts'
 import { RedisCluster } from '../fixtures/cluster.ts'
 import { LIMITS, newSessionId, storeContract } from './contract.ts'
 
@@ -44,7 +44,7 @@ describe('RedisStore on a Redis Cluster', () => {
     const prefix = `c-${randomBytes(6).toString('hex')}:`
     const store = open(t, { keyPrefix: prefix })
     const sessions = Array.from({ length: 60 }, () => newSessionId())
-    for (const sid of sessions) await store.write(sid, 'set', [plain('a', 1), { ...plain('b', 2), expiry: { kind: 'set', ms: 60_000 } }])
+    for (const sid of sessions) await store.write(sessionOwner(sid), 'set', [plain('a', 1), { ...plain('b', 2), expiry: { kind: 'set', ms: 60_000 } }])
     await store.ping()
     const masters = mastersOf(store.redis)
     assert.equal(masters.length, 3)
@@ -64,7 +64,7 @@ describe('RedisStore on a Redis Cluster', () => {
     t.diagnostic(`keys per master: ${perMaster.join(', ')}`)
     assert.ok(perMaster.every((count) => count > 0), `every master holds sessions: ${perMaster.join(', ')}`)
     assert.equal(perMaster.reduce((sum, count) => sum + count, 0), sessions.length * 3)
-    for (const sid of sessions.slice(0, 10)) assert.deepEqual(await store.names(sid), ['a', 'b'])
+    for (const sid of sessions.slice(0, 10)) assert.deepEqual(await store.names(sessionOwner(sid)), ['a', 'b'])
   })
 
   test('readiness pings the cluster state', async (t) => {
@@ -76,13 +76,13 @@ describe('RedisStore on a Redis Cluster', () => {
     const store = open(t, { minReplicasAck: 1 })
     const sids = Array.from({ length: 20 }, () => newSessionId())
     for (const sid of sids) {
-      assert.deepEqual(await store.write(sid, 'create', [plain('a', sid)]), [{ name: 'a', version: 1, expiresAt: null }])
+      assert.deepEqual(await store.write(sessionOwner(sid), 'create', [plain('a', sid)]), [{ name: 'a', version: 1, expiresAt: null }])
     }
     // A refused write needs no acknowledgement and keeps its own error.
-    await assert.rejects(store.write(sids[0]!, 'create', [plain('a', 1)]), (error: Error & { code?: string }) => error.code === 'E009001')
-    assert.deepEqual(await store.delete(sids[1]!, ['a']), [true])
-    assert.deepEqual(await store.get(sids[1]!, ['a']), [null])
-    assert.equal((await store.get(sids[2]!, ['a']))[0]?.payload, JSON.stringify(sids[2]))
+    await assert.rejects(store.write(sessionOwner(sids[0]!), 'create', [plain('a', 1)]), (error: Error & { code?: string }) => error.code === 'E009001')
+    assert.deepEqual(await store.delete(sessionOwner(sids[1]!), ['a']), [true])
+    assert.deepEqual(await store.get(sessionOwner(sids[1]!), ['a']), [null])
+    assert.equal((await store.get(sessionOwner(sids[2]!), ['a']))[0]?.payload, JSON.stringify(sids[2]))
   })
 
   test('SSO_REDIS_MIN_REPLICAS_ACK above the replicas there are: 503 E011003 within the command timeout', async (t) => {
@@ -95,12 +95,12 @@ describe('RedisStore on a Redis Cluster', () => {
     // is retried until the refusal comes back (a store that never connects still fails here).
     const warmUpUntil = performance.now() + 10_000
     for (;;) {
-      const outcome = await store.write(newSessionId(), 'update', [plain('warm-up', 1)]).then(() => 'stored', (error: unknown) => error)
+      const outcome = await store.write(sessionOwner(newSessionId()), 'update', [plain('warm-up', 1)]).then(() => 'stored', (error: unknown) => error)
       if (outcome instanceof PreconditionFailed) break
       if (!(outcome instanceof StoreUnavailableError) || performance.now() > warmUpUntil) assert.fail(`warm-up: ${String(outcome)}`)
     }
     const started = performance.now()
-    await assert.rejects(store.write(sid, 'set', [plain('a', 1)]), (error: unknown) => {
+    await assert.rejects(store.write(sessionOwner(sid), 'set', [plain('a', 1)]), (error: unknown) => {
       assert.ok(error instanceof StoreUnavailableError, String(error))
       assert.match(String((error.cause as Error).message), /1 of 2 replicas acknowledged/)
       return true
@@ -110,8 +110,8 @@ describe('RedisStore on a Redis Cluster', () => {
     assert.ok(ms < commandTimeoutMs + 300, `took ${ms.toFixed(0)} ms`)
     // Reads do not queue behind the writer connection's WAIT: a read sent after a write that
     // waits for replicas answers first.
-    const pending = store.write(newSessionId(), 'set', [plain('b', 1)]).then(() => 'write', () => 'write')
-    const first = await Promise.race([pending, store.get(sid, ['a']).then(() => 'read')])
+    const pending = store.write(sessionOwner(newSessionId()), 'set', [plain('b', 1)]).then(() => 'write', () => 'write')
+    const first = await Promise.race([pending, store.get(sessionOwner(sid), ['a']).then(() => 'read')])
     assert.equal(first, 'read')
     await pending
   })

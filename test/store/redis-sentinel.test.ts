@@ -4,7 +4,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../../src/errors.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
-import type { StoreLimits, WriteItem } from '../../src/store/types.ts'
+import { sessionOwner, type StoreLimits, type WriteItem } from '../../src/store/types.ts'
 import { RedisSentinelSet, SENTINEL_MASTER_NAME } from '../fixtures/sentinel.ts'
 import { LIMITS, newSessionId, storeContract } from './contract.ts'
 
@@ -45,7 +45,7 @@ async function writeMany (store: RedisStore, count: number): Promise<{ acked: st
   const results = await Promise.all(Array.from({ length: count }, async () => {
     const sid = newSessionId()
     try {
-      await store.write(sid, 'set', [item(sid)])
+      await store.write(sessionOwner(sid), 'set', [item(sid)])
       return sid
     } catch (error) {
       assert.ok(error instanceof StoreUnavailableError, String(error))
@@ -70,7 +70,7 @@ async function countLost (store: RedisStore, acked: string[]): Promise<number> {
   }
   let lost = 0
   for (const sid of acked) {
-    const [attribute] = await store.get(sid, ['v'])
+    const [attribute] = await store.get(sessionOwner(sid), ['v'])
     if (attribute?.payload !== JSON.stringify(sid)) lost++
   }
   return lost

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from '../../src/errors.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
-import { PreconditionFailed, type StoreLimits } from '../../src/store/types.ts'
+import { PreconditionFailed, sessionOwner, userOwner, type StoreLimits } from '../../src/store/types.ts'
 import { RedisServer } from '../fixtures/redis.ts'
 import { LIMITS, newSessionId, storeContract } from './contract.ts'
 
@@ -112,25 +112,25 @@ describe('RedisStore on a real redis-server', () => {
         assert.ok(ttl > 0 && ttl <= idle, `${key} has PTTL ${ttl}`)
       }
     }
-    await store.write(sid, 'create', [
+    await store.write(sessionOwner(sid), 'create', [
       { name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } },
       { name: 'b', value: { kind: 'cipher', cipher: 'C' }, expiry: { kind: 'keep' } }
     ])
-    await store.write(other, 'set', [{ name: 'z', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.write(sessionOwner(other), 'set', [{ name: 'z', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
     // sid: hash, expiry zset, deadline; other: hash and deadline (no expiry zset yet).
     await keysHaveTtl(5)
-    await store.write(other, 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'set', ms: 30_000 } }])
+    await store.write(sessionOwner(other), 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'set', ms: 30_000 } }])
     await keysHaveTtl(6)
-    await store.write(other, 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'clear' } }])
-    await store.delete(sid, ['a'])
-    await store.get(sid, ['b'])
-    await store.names(other)
+    await store.write(sessionOwner(other), 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'clear' } }])
+    await store.delete(sessionOwner(sid), ['a'])
+    await store.get(sessionOwner(sid), ['b'])
+    await store.names(sessionOwner(other))
     await keysHaveTtl(4)
-    await store.delete(sid, ['b'])
-    await store.delete(other, ['z'])
+    await store.delete(sessionOwner(sid), ['b'])
+    await store.delete(sessionOwner(other), ['z'])
     // Only the deadlines remain, still expiring.
     await keysHaveTtl(2)
-    await assert.rejects(store.write(sid, 'update', [{ name: 'gone', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }]), PreconditionFailed)
+    await assert.rejects(store.write(sessionOwner(sid), 'update', [{ name: 'gone', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }]), PreconditionFailed)
     await keysHaveTtl(2)
   })
 
@@ -138,10 +138,35 @@ describe('RedisStore on a real redis-server', () => {
     const idle = 300
     const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
     const client = inspector(t)
-    await store.write(newSessionId(), 'create', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
+    await store.write(sessionOwner(newSessionId()), 'create', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
     assert.equal((await client.keys(`${prefix}*`)).length, 3)
     await sleep(idle + 200)
     assert.deepEqual(await client.keys(`${prefix}*`), [])
+  })
+
+  test('a user\'s attribute keys sit in the user\'s slot beside its index and tombstone, each with the user idle TTL', async (t) => {
+    const idle = 1_500
+    const { store, prefix } = await openStore(t, { userIdleTtlMs: idle })
+    const client = inspector(t)
+    const userId = newSessionId()
+    const sid = newSessionId()
+    await store.indexSession(userId, sid, Date.now() - 1000, Date.now() + 60_000)
+    await store.write(userOwner(userId), 'create', [{ name: 'theme', value: { kind: 'plain', plain: '"dark"' }, expiry: { kind: 'set', ms: 60_000 } }])
+    await store.endUserSessions(userId, 60_000)
+    const keys = (await client.keys(`${prefix}*`)).sort()
+    // The session index is gone (the logout took it); the tombstone and the attributes stay.
+    assert.deepEqual(keys, [`${prefix}{${sid}}:t`, `${prefix}{u:${userId}}:a`, `${prefix}{u:${userId}}:t`, `${prefix}{u:${userId}}:x`])
+    for (const key of keys.filter((key) => key.includes('{u:') && !key.endsWith(':t'))) {
+      const ttl = await client.pttl(key)
+      assert.ok(ttl > idle - 1_000 && ttl <= idle, `${key}: ${ttl}`)
+    }
+    const slotOf = loadSlotOf()
+    if (slotOf !== undefined) {
+      assert.equal(new Set(keys.filter((key) => key.includes('{u:')).map(slotOf)).size, 1)
+    }
+    assert.deepEqual(await store.names(userOwner(userId)), ['theme'])
+    await sleep(idle + 300)
+    assert.deepEqual((await client.keys(`${prefix}{u:${userId}}:[ax]`)), [], 'gone after the idle window')
   })
 
   test('all keys of one session share one hash tag and one cluster slot', async (t) => {
@@ -149,7 +174,7 @@ describe('RedisStore on a real redis-server', () => {
     const client = inspector(t)
     const sessions = [newSessionId(), newSessionId(), newSessionId()]
     for (const sid of sessions) {
-      await store.write(sid, 'create', [{ name: `{${sid}}:x`, value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
+      await store.write(sessionOwner(sid), 'create', [{ name: `{${sid}}:x`, value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
     }
     const keys = await client.keys(`${prefix}*`)
     assert.equal(keys.length, 3 * sessions.length)
@@ -159,8 +184,8 @@ describe('RedisStore on a real redis-server', () => {
       const own = keys.filter((key) => key.startsWith(`${prefix}{${sid}}:`))
       assert.equal(own.length, 3, `keys of ${sid}: ${own.join(', ')}`)
       // The fourth key, the tombstone, exists only once the session has ended.
-      assert.deepEqual(own.sort(), store.keysOf(sid).slice(0, 3).sort())
-      for (const key of [...own, store.keysOf(sid)[3]]) {
+      assert.deepEqual(own.sort(), store.keysOf(sessionOwner(sid)).slice(0, 3).sort())
+      for (const key of [...own, store.keysOf(sessionOwner(sid))[3]]) {
         // The first {...} of the key is the hash tag Redis Cluster hashes.
         assert.equal(/\{([^}]*)\}/.exec(key)?.[1], sid)
       }
@@ -179,21 +204,21 @@ describe('RedisStore on a real redis-server', () => {
     const item = (name: string, plain: string) => ({ name, value: { kind: 'plain' as const, plain }, expiry: { kind: 'set' as const, ms: 60_000 } })
     // Warm-up: connect and send each script once (ioredis sends EVAL the first time on a
     // connection, EVALSHA after).
-    await store.write(sid, 'set', [item('warm', '1')])
-    await store.get(sid, ['warm'])
-    await store.delete(sid, ['warm'])
+    await store.write(sessionOwner(sid), 'set', [item('warm', '1')])
+    await store.get(sessionOwner(sid), ['warm'])
+    await store.delete(sessionOwner(sid), ['warm'])
     const calls: Array<() => Promise<unknown>> = [
-      async () => await store.write(sid, 'create', [item('a', '1')]),
-      async () => await store.write(sid, 'set', [item('b', '2'), item('c', '3'), item('d', '4')]),
-      async () => await store.write(sid, 'set', Array.from({ length: 100 }, (_, index) => item(`n${index}`, String(index)))).catch(() => undefined),
-      async () => await store.write(sid, 'update', [item('a', '5')]),
-      async () => await store.write(sid, 'create', [item('a', '6')]).catch(() => undefined),
-      async () => await store.get(sid, ['a', 'b', 'missing']),
-      async () => await store.exists(sid, ['a', 'c']),
-      async () => await store.names(sid),
-      async () => await store.delete(sid, ['b', 'missing']),
-      async () => await store.delete(sid, ['a'], 99).catch(() => undefined),
-      async () => await store.get(newSessionId(), ['nothing'])
+      async () => await store.write(sessionOwner(sid), 'create', [item('a', '1')]),
+      async () => await store.write(sessionOwner(sid), 'set', [item('b', '2'), item('c', '3'), item('d', '4')]),
+      async () => await store.write(sessionOwner(sid), 'set', Array.from({ length: 100 }, (_, index) => item(`n${index}`, String(index)))).catch(() => undefined),
+      async () => await store.write(sessionOwner(sid), 'update', [item('a', '5')]),
+      async () => await store.write(sessionOwner(sid), 'create', [item('a', '6')]).catch(() => undefined),
+      async () => await store.get(sessionOwner(sid), ['a', 'b', 'missing']),
+      async () => await store.exists(sessionOwner(sid), ['a', 'c']),
+      async () => await store.names(sessionOwner(sid)),
+      async () => await store.delete(sessionOwner(sid), ['b', 'missing']),
+      async () => await store.delete(sessionOwner(sid), ['a'], 99).catch(() => undefined),
+      async () => await store.get(sessionOwner(newSessionId()), ['nothing'])
     ]
     const statsBefore = await commandCalls(client)
     const stop = await recordClientCommands(t, client)
@@ -213,9 +238,9 @@ describe('RedisStore on a real redis-server', () => {
     await store.ping()
     const stop = await recordClientCommands(t, client)
     const sid = newSessionId()
-    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
-    await store.get(sid, ['a'])
-    await store.get(sid, ['a'])
+    await store.write(sessionOwner(sid), 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.get(sessionOwner(sid), ['a'])
+    await store.get(sessionOwner(sid), ['a'])
     assert.deepEqual(await stop(), ['eval', 'eval', 'evalsha'])
   })
 })
@@ -259,41 +284,41 @@ describe('RedisStore when Redis goes away', () => {
   test('a hung Redis fails calls within the command timeout; they work again when it resumes', async (t) => {
     const { store } = await openStore(t, {}, options)
     const sid = newSessionId()
-    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.write(sessionOwner(sid), 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
     redis.pause()
     try {
-      assertUnavailable(t, await timed(store.get(sid, ['a'])), 'get')
-      assertUnavailable(t, await timed(store.write(sid, 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
+      assertUnavailable(t, await timed(store.get(sessionOwner(sid), ['a'])), 'get')
+      assertUnavailable(t, await timed(store.write(sessionOwner(sid), 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
       assertUnavailable(t, await timed(store.ping()), 'ping')
-      const burst = await Promise.all(Array.from({ length: 10 }, async (_, index) => await timed(index % 2 === 0 ? store.get(sid, ['a']) : store.names(sid))))
+      const burst = await Promise.all(Array.from({ length: 10 }, async (_, index) => await timed(index % 2 === 0 ? store.get(sessionOwner(sid), ['a']) : store.names(sessionOwner(sid)))))
       burst.forEach((result, index) => { assertUnavailable(t, result, `parallel call ${index}`) })
     } finally {
       redis.resume()
     }
     await recovered(async () => await store.ping(), 5_000)
-    assert.equal((await store.get(sid, ['a']))[0]?.payload, '1')
+    assert.equal((await store.get(sessionOwner(sid), ['a']))[0]?.payload, '1')
   })
 
   test('a stopped Redis fails calls with E011003 quickly; the store recovers after a restart', async (t) => {
     const { store } = await openStore(t, {}, options)
     const sid = newSessionId()
-    await store.write(sid, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.write(sessionOwner(sid), 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
     await redis.stop()
     try {
-      assertUnavailable(t, await timed(store.get(sid, ['a'])), 'get')
-      assertUnavailable(t, await timed(store.write(sid, 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
-      assertUnavailable(t, await timed(store.delete(sid, ['a'])), 'delete')
-      assertUnavailable(t, await timed(store.names(sid)), 'names')
+      assertUnavailable(t, await timed(store.get(sessionOwner(sid), ['a'])), 'get')
+      assertUnavailable(t, await timed(store.write(sessionOwner(sid), 'set', [{ name: 'b', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])), 'write')
+      assertUnavailable(t, await timed(store.delete(sessionOwner(sid), ['a'])), 'delete')
+      assertUnavailable(t, await timed(store.names(sessionOwner(sid))), 'names')
       // Still failing fast after a while, not queueing behind reconnection attempts.
       await sleep(1_000)
-      assertUnavailable(t, await timed(store.exists(sid, ['a'])), 'exists after 1 s')
+      assertUnavailable(t, await timed(store.exists(sessionOwner(sid), ['a'])), 'exists after 1 s')
     } finally {
       await redis.restart()
     }
     // The restarted server is empty and has no scripts cached: the store must load them again.
-    await recovered(async () => await store.names(sid), 5_000)
-    assert.deepEqual(await store.get(sid, ['a']), [null])
-    await store.write(sid, 'create', [{ name: 'a', value: { kind: 'plain', plain: '"back"' }, expiry: { kind: 'keep' } }])
-    assert.equal((await store.get(sid, ['a']))[0]?.payload, '"back"')
+    await recovered(async () => await store.names(sessionOwner(sid)), 5_000)
+    assert.deepEqual(await store.get(sessionOwner(sid), ['a']), [null])
+    await store.write(sessionOwner(sid), 'create', [{ name: 'a', value: { kind: 'plain', plain: '"back"' }, expiry: { kind: 'keep' } }])
+    assert.equal((await store.get(sessionOwner(sid), ['a']))[0]?.payload, '"back"')
   })
 })

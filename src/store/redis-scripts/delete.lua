@@ -1,6 +1,6 @@
--- Delete attributes of one session; a missing name is not an error.
+-- Delete attributes of one owner (session or user); a missing name is not an error.
 -- KEYS and the helpers purge_expired/renew: see prelude.lua.
--- ARGV[1] session idle TTL ms   ARGV[2] if_version of the single name ('' = none)   ARGV[3..] names
+-- ARGV[1] idle TTL ms   ARGV[2] if_version of the single name ('' = none)   ARGV[3..] names
 -- Returns {'OK', 1|0 per name} or {'E011005', name} when if_version does not match.
 local idle_ms, if_version = tonumber(ARGV[1]), ARGV[2]
 purge_expired()
@@ -21,7 +21,7 @@ for i = 3, #ARGV do
 end
 call_sliced('ZREM', expiry, names)
 
-local deadline = tonumber(redis.call('GET', meta))
+local deadline = current_deadline()
 if deadline then
   renew(deadline, idle_ms)
 end

@@ -1,9 +1,11 @@
 -- Prepended to every script. KEYS[1] attributes hash (name -> record), KEYS[2] expiry zset
--- (name -> expires ms), KEYS[3] session deadline (epoch ms: first attribute + max TTL),
--- KEYS[4] tombstone of an ended session: while it exists every call fails with ENDED.
+-- (name -> expires ms); a session's attributes also KEYS[3] session deadline (epoch ms: first
+-- attribute + max TTL) and KEYS[4] tombstone of an ended session: while it exists every call
+-- fails with ENDED. A user's attributes come with the first two keys only: no deadline, no
+-- tombstone (src/store/keys.ts).
 -- "now" comes from Redis so that every service instance agrees on expiry.
 local attrs, expiry, meta = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('ENDED session has ended') end
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('ENDED session has ended') end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
@@ -32,10 +34,17 @@ local function purge_expired()
   end
 end
 
--- Every key of the session lives for the idle window, never past the deadline.
+-- The owner's deadline: a session's (false while it has no data), or math.huge for a user's
+-- attributes that exist (they have an idle lifetime only; false when there are none).
+local function current_deadline()
+  if meta then return tonumber(redis.call('GET', meta)) end
+  return redis.call('EXISTS', attrs) == 1 and math.huge
+end
+
+-- Every key of the owner lives for the idle window, never past the deadline.
 local function renew(deadline, idle_ms)
   local ttl = math.max(1, math.min(idle_ms, deadline - now))
   redis.call('PEXPIRE', attrs, ttl)
   redis.call('PEXPIRE', expiry, ttl)
-  redis.call('PEXPIRE', meta, ttl)
+  if meta then redis.call('PEXPIRE', meta, ttl) end
 end

@@ -1,9 +1,9 @@
--- Read attributes of one session: get, exists or names. Renews the session's idle window.
+-- Read attributes of one owner (session or user): get, exists or names. Renews the idle window.
 -- KEYS and the helpers purge_expired/renew: see prelude.lua.
--- ARGV[1] op: get | exists | names   ARGV[2] session idle TTL ms   ARGV[3..] names
+-- ARGV[1] op: get | exists | names   ARGV[2] idle TTL ms   ARGV[3..] names
 -- Returns get: record or false per name; exists: 1 or 0 per name; names: every live name.
 local op, idle_ms = ARGV[1], tonumber(ARGV[2])
-local deadline = tonumber(redis.call('GET', meta))
+local deadline = current_deadline()
 if not deadline then
   if op == 'names' then return {} end
   local out, none = {}, 0

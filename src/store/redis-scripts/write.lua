@@ -1,7 +1,7 @@
--- Create, update or upsert a batch of attributes of one session, all or nothing.
+-- Create, update or upsert a batch of attributes of one owner (session or user), all or nothing.
 -- KEYS and the helpers purge_expired/renew: see prelude.lua.
 -- ARGV[1] mode: create | update | set
--- ARGV[2] session idle TTL ms   ARGV[3] session max TTL ms   ARGV[4] max attributes per session
+-- ARGV[2] idle TTL ms   ARGV[3] session max TTL ms (unused for a user)   ARGV[4] max attributes
 -- ARGV[5] the items, a JSON array of arrays of 8 fields: name, value kind (P plain | C cipher |
 --   I inherit | K keep), plain JSON, ciphertext, expiry kind (K keep | C clear | S set),
 --   expiry ms, if_version ('' = none), expect_version ('' = none)
@@ -53,10 +53,13 @@ if #stale > 0 then return { 'STALE', unpack(stale) } end
 if #sealed > 0 then return { 'CIPHER', unpack(sealed) } end
 if fresh > 0 and redis.call('HLEN', attrs) + fresh > max_attrs then return { 'E011001' } end
 
-local deadline = tonumber(redis.call('GET', meta))
-if not deadline then
-  deadline = now + max_ms
-  redis.call('SET', meta, string.format('%d', deadline))
+local deadline = math.huge
+if meta then
+  deadline = tonumber(redis.call('GET', meta))
+  if not deadline then
+    deadline = now + max_ms
+    redis.call('SET', meta, string.format('%d', deadline))
+  end
 end
 
 local out = { 'OK' }
