@@ -14,7 +14,6 @@ export function securityHeaders (options: Readonly<HelmetOptions>): Record<strin
       headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value)
     },
     removeHeader (name: string) {
-      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete
       delete headers[name.toLowerCase()]
     }
   }

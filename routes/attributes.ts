@@ -155,33 +155,53 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
 
   fastify.post('/', {
     schema: {
-      tags, operationId: operationId('createAttributes'), summary: `Create attributes${alias}`,
+      tags,
+      operationId: operationId('createAttributes'),
+      summary: `Create attributes${alias}`,
       description: 'Creates one attribute (name, value) or a batch (data). Fails with 409 E009001 if any name exists; a batch is all or nothing.',
-      security, body: schemas.create, querystring: NoQuerySchema, response: CreateResponses
+      security,
+      body: schemas.create,
+      querystring: NoQuerySchema,
+      response: CreateResponses
     }
   }, async (request) => await write(request, 'create'))
 
   fastify.patch('/', {
     schema: {
-      tags, operationId: operationId('updateAttributes'), summary: `Update attributes${alias}`,
+      tags,
+      operationId: operationId('updateAttributes'),
+      summary: `Update attributes${alias}`,
       description: 'Updates existing attributes; 404 E009002 if any is missing. Omitted expiration or encrypt keep the stored ones; value may be omitted when only they change.',
-      security, body: schemas.update, querystring: NoQuerySchema, response: UpdateResponses
+      security,
+      body: schemas.update,
+      querystring: NoQuerySchema,
+      response: UpdateResponses
     }
   }, async (request) => await write(request, 'update'))
 
   fastify.put('/', {
     schema: {
-      tags, operationId: operationId('setAttributes'), summary: `Set (upsert) attributes${alias}`,
+      tags,
+      operationId: operationId('setAttributes'),
+      summary: `Set (upsert) attributes${alias}`,
       description: 'Creates or updates attributes. On an existing attribute, omitted expiration or encrypt keep the stored ones.',
-      security, body: schemas.set, querystring: NoQuerySchema, response: SetResponses
+      security,
+      body: schemas.set,
+      querystring: NoQuerySchema,
+      response: SetResponses
     }
   }, async (request) => await write(request, 'set'))
 
   fastify.get('/', {
     schema: {
-      tags, operationId: operationId('getAttributes'), summary: `Get attributes${alias}`,
+      tags,
+      operationId: operationId('getAttributes'),
+      summary: `Get attributes${alias}`,
       description: 'Single form (name): the attribute\'s fields with `found`. Batch form (data): `result` keyed by name. Inputs may come in the query string or, as Zato clients send them, in a JSON body.',
-      security, querystring: schemas.getQuery, body: schemas.getBody, response: GetResponses
+      security,
+      querystring: schemas.getQuery,
+      body: schemas.getBody,
+      response: GetResponses
     }
   }, async (request, reply) => {
     const { fields, owner, audit } = await authorized(request, 'get')
@@ -201,9 +221,14 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
 
   fastify.delete('/', {
     schema: {
-      tags, operationId: operationId('deleteAttributes'), summary: `Delete attributes${alias}`,
+      tags,
+      operationId: operationId('deleteAttributes'),
+      summary: `Delete attributes${alias}`,
       description: 'Deletes one attribute (name) or several (data); a missing name is not an error. if_version (single form) makes it conditional.',
-      security, querystring: schemas.deleteQuery, body: schemas.deleteBody, response: DeleteResponses
+      security,
+      querystring: schemas.deleteQuery,
+      body: schemas.deleteBody,
+      response: DeleteResponses
     }
   }, async (request) => {
     const { fields, owner, audit } = await authorized(request, 'delete')
@@ -218,8 +243,13 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
 
   fastify.get('/exists', {
     schema: {
-      tags, operationId: operationId('attributesExist'), summary: `Check whether attributes exist${alias}`,
-      security, querystring: schemas.existsQuery, body: schemas.existsBody, response: ExistsResponses
+      tags,
+      operationId: operationId('attributesExist'),
+      summary: `Check whether attributes exist${alias}`,
+      security,
+      querystring: schemas.existsQuery,
+      body: schemas.existsBody,
+      response: ExistsResponses
     }
   }, async (request) => {
     const { fields, owner, audit } = await authorized(request, 'exists')
@@ -232,8 +262,13 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
 
   fastify.get('/names', {
     schema: {
-      tags, operationId: operationId('attributeNames'), summary: `List attribute names${alias}`,
-      security, querystring: schemas.namesQuery, body: schemas.namesBody, response: NamesResponses
+      tags,
+      operationId: operationId('attributeNames'),
+      summary: `List attribute names${alias}`,
+      security,
+      querystring: schemas.namesQuery,
+      body: schemas.namesBody,
+      response: NamesResponses
     }
   }, async (request) => {
     const { owner } = await authorized(request, 'names')

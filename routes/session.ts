@@ -21,7 +21,10 @@ const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (fa
       operationId: options.zatoCompat ? 'zatoEndSession' : 'endSession',
       summary: `End a session${options.zatoCompat ? ' (Zato 3.x path)' : ''}`,
       description: 'Purges the session\'s attributes at once and ends it: every UST of that session gets 401 E007001 from then on (for SSO_TOMBSTONE_TTL). For backends that manage logout themselves; the owner or a super-user may end a session. Idempotent.',
-      security, querystring: EndSessionQuerySchema, body: EndSessionBodySchema, response: EndSessionResponses
+      security,
+      querystring: EndSessionQuerySchema,
+      body: EndSessionBodySchema,
+      response: EndSessionResponses
     }
   }, async (request) => {
     const { access } = await authorize(fastify, request, 'end-session')

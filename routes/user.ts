@@ -19,7 +19,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'eraseUser',
       summary: 'Erase every attribute of a user',
       description: 'Deletes all of the target user\'s attributes (`/sso/user/attr`) in one atomic step, for account deletion (GDPR erasure); audited. Super-user only (403 E005001 otherwise), also for the caller\'s own. Session attributes are not touched: end the sessions for those. Idempotent.',
-      security, querystring: EraseUserQuerySchema, body: EraseUserBodySchema, response: EraseUserResponses
+      security,
+      querystring: EraseUserQuerySchema,
+      body: EraseUserBodySchema,
+      response: EraseUserResponses
     }
   }, async (request) => {
     const fields = mergedFields(request)

@@ -100,7 +100,7 @@ const cleanup = async () => {
   inspect.disconnect()
   await redis.close()
 }
-process.once('SIGINT', () => { void cleanup().then(() => process.exit(130)) })
+process.once('SIGINT', () => { cleanup().catch(() => {}).finally(() => process.exit(130)) })
 
 const base = `http://127.0.0.1:${port}`
 for (let started = Date.now(); ;) {

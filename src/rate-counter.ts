@@ -58,7 +58,8 @@ export class BatchedRateCounter {
     this.#dirty.add(key)
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined
-      void this.flush()
+      // flush keeps a failed send for the next one and never rejects.
+      this.flush().catch(() => {})
     }, this.#syncMs).unref()
     return { current: window.known + window.sending + window.pending, ttlMs: (index + 1) * this.#windowMs - now }
   }

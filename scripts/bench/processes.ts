@@ -51,7 +51,7 @@ export function installExitHandlers (): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\nbench: ${signal}, stopping everything\n`)
-      void cleanup().finally(() => process.exit(130))
+      cleanup().catch(() => {}).finally(() => process.exit(130))
     })
   }
 }

@@ -162,13 +162,13 @@ const ok = (properties: Parameters<typeof Type.Object>[0], description: string) 
 }, { description })
 
 export const WriteOkSchema = ok({
-    name: Type.Optional(Name),
-    version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
-    expiration_time: Type.Optional(ExpirationTime('Single form: when the attribute expires; null when it has no expiry of its own.')),
-    result: Type.Optional(ByName(WriteResultSchema, {
-      description: 'Batch form: per name, version and expiry after the write.',
-      examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
-    }))
+  name: Type.Optional(Name),
+  version: Type.Optional(Type.Integer({ description: 'Single form: version after this write.', examples: [1] })),
+  expiration_time: Type.Optional(ExpirationTime('Single form: when the attribute expires; null when it has no expiry of its own.')),
+  result: Type.Optional(ByName(WriteResultSchema, {
+    description: 'Batch form: per name, version and expiry after the write.',
+    examples: [{ theme: { name: 'theme', version: 1, expiration_time: '2026-11-22T10:25:30.123Z' }, cart: { name: 'cart', version: 1, expiration_time: null } }]
+  }))
 }, 'Written')
 
 export const CreateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 507) }

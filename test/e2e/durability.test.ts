@@ -31,9 +31,9 @@ async function killedUnderLoad (t: TestContext, fsync: 'always' | 'everysec'): P
   const all = await sessions(WRITERS)
   const acknowledged = all.map(() => [] as string[])
   let refused = 0
-  let stopping = false
+  const stop = new AbortController()
   const writers = all.map(async ({ ust }, writer) => {
-    for (let i = 0; !stopping; i++) {
+    for (let i = 0; !stop.signal.aborted; i++) {
       const name = `w${i}`
       const reply = await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name, value: i } })
       if (reply.status === 200) acknowledged[writer]!.push(name)
@@ -43,7 +43,7 @@ async function killedUnderLoad (t: TestContext, fsync: 'always' | 'everysec'): P
   await sleep(1500)
   await killProcess(redis)
   await sleep(300)
-  stopping = true
+  stop.abort()
   await Promise.all(writers)
   redis = await spawnRedis(port, dir, args)
 

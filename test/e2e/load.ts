@@ -103,9 +103,9 @@ export interface Load {
  */
 export function steadyLoad (base: string, all: Session[], workers = 6): Load {
   const answers: Answer[] = []
-  let stopping = false
+  const stop = new AbortController()
   const worker = async (index: number) => {
-    for (let round = 0; !stopping; round++) {
+    for (let round = 0; !stop.signal.aborted; round++) {
       const session = (index + round * workers) % all.length
       const { ust } = all[session]!
       const method = round % 2 === 0 ? 'PUT' : 'GET'
@@ -121,7 +121,7 @@ export function steadyLoad (base: string, all: Session[], workers = 6): Load {
   return {
     answers,
     stop: async () => {
-      stopping = true
+      stop.abort()
       await running
       return answers
     }

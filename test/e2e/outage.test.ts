@@ -44,10 +44,10 @@ describe('Redis outage under a running service', () => {
     assert.equal(assertOk(await call(base, 'GET', '/readyz')).store, 'redis')
 
     // Writers keep going while Redis is killed under them: each answer is a 200 or a fast 503.
-    let stopping = false
+    const stop = new AbortController()
     const answers: Reply[] = []
     const writer = async (id: number) => {
-      for (let i = 0; !stopping; i++) {
+      for (let i = 0; !stop.signal.aborted; i++) {
         const reply = await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name: `w${id}`, value: i } })
         answers.push(reply)
       }
@@ -57,7 +57,7 @@ describe('Redis outage under a running service', () => {
     const stoppedAt = performance.now()
     await redis.stop()
     await sleep(1500)
-    stopping = true
+    stop.abort()
     await writers
     const failed = answers.filter((reply) => reply.status !== 200)
     assert.ok(answers.length - failed.length > 0, 'writes succeeded before the kill')

@@ -1301,8 +1301,23 @@ function failingStore (error: () => Error): Store {
   const fail = async (): Promise<never> => { throw error() }
   // Token admission passes, so that each operation's own store call is the one that fails.
   return {
-    kind: 'memory', write: fail, get: fail, exists: fail, delete: fail, names: fail, eraseUserAttributes: fail, ping: fail, close: async () => await inner.close(),
-    endSession: fail, endUserSessions: fail, admitSession: async () => {}, indexSession: fail, isSessionEnded: fail, rememberOnce: fail, forgetOnce: fail, countHits: fail
+    kind: 'memory',
+    write: fail,
+    get: fail,
+    exists: fail,
+    delete: fail,
+    names: fail,
+    eraseUserAttributes: fail,
+    ping: fail,
+    close: async () => await inner.close(),
+    endSession: fail,
+    endUserSessions: fail,
+    admitSession: async () => {},
+    indexSession: fail,
+    isSessionEnded: fail,
+    rememberOnce: fail,
+    forgetOnce: fail,
+    countHits: fail
   }
 }
 

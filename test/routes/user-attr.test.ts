@@ -278,9 +278,23 @@ function unavailableStore (): Store {
   const inner = new MemoryStore({ sessionIdleTtlMs: 3_600_000, sessionMaxTtlMs: 86_400_000, maxAttributesPerSession: 1000 })
   const fail = async (): Promise<never> => { throw new StoreUnavailableError(new Error('connection refused')) }
   return {
-    kind: 'redis', write: fail, get: fail, exists: fail, delete: fail, names: fail, eraseUserAttributes: fail, isSessionEnded: fail,
-    ping: fail, close: async () => await inner.close(), endSession: fail, endUserSessions: fail, admitSession: async () => {},
-    indexSession: fail, rememberOnce: fail, forgetOnce: fail, countHits: fail
+    kind: 'redis',
+    write: fail,
+    get: fail,
+    exists: fail,
+    delete: fail,
+    names: fail,
+    eraseUserAttributes: fail,
+    isSessionEnded: fail,
+    ping: fail,
+    close: async () => await inner.close(),
+    endSession: fail,
+    endUserSessions: fail,
+    admitSession: async () => {},
+    indexSession: fail,
+    rememberOnce: fail,
+    forgetOnce: fail,
+    countHits: fail
   }
 }
 
@@ -324,7 +338,7 @@ describe('DELETE /sso/user', () => {
     assert.deepEqual(await storedNames(app, 'bob'), [])
     assert.deepEqual(await storedNames(app, 'alice'), ['theme'])
     assert.deepEqual(ok(await client(app, '/sso/session/attr', bobUst).names()).result, ['cart'])
-    assert.equal(ok(await send(app, 'DELETE', `/sso/user?current_app=CRM&target_user=bob`, root)).erased, 0, 'idempotent')
+    assert.equal(ok(await send(app, 'DELETE', '/sso/user?current_app=CRM&target_user=bob', root)).erased, 0, 'idempotent')
     const lines = audits().filter((line) => line.operation === 'erase-user')
     assert.deepEqual(lines.map((line) => [line.caller, line.target_user, line.on_behalf, line.attributes_erased, line.status]), [
       ['root', 'bob', true, 3, 200], ['root', 'bob', true, 0, 200]

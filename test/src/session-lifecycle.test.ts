@@ -8,8 +8,15 @@ const LIMITS = { sessionIdleTtlMs: 60_000, sessionMaxTtlMs: 120_000, maxAttribut
 
 function identity (overrides: Partial<Identity> = {}): Identity {
   return {
-    issuer: 'https://idp.test', subject: 'alice', sessionId: 'session-1', userId: 'user-1', roles: [], isSuperUser: false,
-    expiresAt: Date.now() + 60_000, issuedAt: Date.now() - 1000, ...overrides
+    issuer: 'https://idp.test',
+    subject: 'alice',
+    sessionId: 'session-1',
+    userId: 'user-1',
+    roles: [],
+    isSuperUser: false,
+    expiresAt: Date.now() + 60_000,
+    issuedAt: Date.now() - 1000,
+    ...overrides
   }
 }
 

@@ -395,103 +395,102 @@ export function storeContract (name: string, makeStore: MakeStore): void {
       })
 
       if (scope === 'session') {
-      test('an expiry never reaches past the session deadline', async (t) => {
-        const maxTtl = 2_000
-        const store = await open(t, { sessionIdleTtlMs: 1_000, sessionMaxTtlMs: maxTtl })
-        const sid = newOwner()
-        const [first] = await store.write(sid, 'create', [item('first', plain(1), inMs(60_000))])
-        const created = (await mustGet(store, sid, 'first')).createdAt
-        assert.equal(first?.expiresAt, created + maxTtl)
-        await sleep(50)
-        const [second] = await store.write(sid, 'set', [item('second', plain(2), inMs(60_000)), item('first', plain(1), inMs(60_000))])
-        assert.equal(second?.expiresAt, created + maxTtl)
-        assert.equal((await mustGet(store, sid, 'first')).expiresAt, created + maxTtl)
-        const [short] = await store.write(sid, 'update', [item('second', plain(2), inMs(100))])
-        assert.ok(short?.expiresAt !== null && short?.expiresAt !== undefined && short.expiresAt < created + maxTtl - 500)
-      })
+        test('an expiry never reaches past the session deadline', async (t) => {
+          const maxTtl = 2_000
+          const store = await open(t, { sessionIdleTtlMs: 1_000, sessionMaxTtlMs: maxTtl })
+          const sid = newOwner()
+          const [first] = await store.write(sid, 'create', [item('first', plain(1), inMs(60_000))])
+          const created = (await mustGet(store, sid, 'first')).createdAt
+          assert.equal(first?.expiresAt, created + maxTtl)
+          await sleep(50)
+          const [second] = await store.write(sid, 'set', [item('second', plain(2), inMs(60_000)), item('first', plain(1), inMs(60_000))])
+          assert.equal(second?.expiresAt, created + maxTtl)
+          assert.equal((await mustGet(store, sid, 'first')).expiresAt, created + maxTtl)
+          const [short] = await store.write(sid, 'update', [item('second', plain(2), inMs(100))])
+          assert.ok(short?.expiresAt !== null && short?.expiresAt !== undefined && short.expiresAt < created + maxTtl - 500)
+        })
       }
     })
 
     if (scope === 'session') {
-    describe('session lifetime', () => {
-      test('every kind of call renews the idle window', async (t) => {
-        const idle = 700
-        const step = 400
-        const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
-        const sid = newOwner()
-        await store.write(sid, 'create', [item('a', plain(1))])
-        const calls: Array<[string, () => Promise<void>]> = [
-          ['exists', async () => { assert.deepEqual(await store.exists(sid, ['a']), [true]) }],
-          ['names', async () => { assert.deepEqual(await store.names(sid), ['a']) }],
-          ['get', async () => { assert.equal((await mustGet(store, sid, 'a')).payload, '1') }],
-          ['delete', async () => { assert.deepEqual(await store.delete(sid, ['not-there']), [false]) }],
-          ['write', async () => { await store.write(sid, 'set', [item('b', plain(2))]) }],
-          ['exists again', async () => { assert.deepEqual(await store.exists(sid, ['a']), [true]) }]
-        ]
-        // Each call comes `step` after the previous one: inside the idle window, but two steps
-        // are not, so each call must have renewed the window for the next one to find `a`.
-        for (const [label, call] of calls) {
-          await sleep(step)
-          await call().catch((error: unknown) => { throw new Error(`after ${label}`, { cause: error }) })
-        }
-        await sleep(idle + 300)
-        assert.deepEqual(await store.names(sid), [])
-        assert.deepEqual(await store.get(sid, ['a', 'b']), [null, null])
-        assert.deepEqual(await store.exists(sid, ['a']), [false])
-      })
+      describe('session lifetime', () => {
+        test('every kind of call renews the idle window', async (t) => {
+          const idle = 700
+          const step = 400
+          const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
+          const sid = newOwner()
+          await store.write(sid, 'create', [item('a', plain(1))])
+          const calls: Array<[string, () => Promise<void>]> = [
+            ['exists', async () => { assert.deepEqual(await store.exists(sid, ['a']), [true]) }],
+            ['names', async () => { assert.deepEqual(await store.names(sid), ['a']) }],
+            ['get', async () => { assert.equal((await mustGet(store, sid, 'a')).payload, '1') }],
+            ['delete', async () => { assert.deepEqual(await store.delete(sid, ['not-there']), [false]) }],
+            ['write', async () => { await store.write(sid, 'set', [item('b', plain(2))]) }],
+            ['exists again', async () => { assert.deepEqual(await store.exists(sid, ['a']), [true]) }]
+          ]
+          // Each call comes `step` after the previous one: inside the idle window, but two steps
+          // are not, so each call must have renewed the window for the next one to find `a`.
+          for (const [label, call] of calls) {
+            await sleep(step)
+            await call().catch((error: unknown) => { throw new Error(`after ${label}`, { cause: error }) })
+          }
+          await sleep(idle + 300)
+          assert.deepEqual(await store.names(sid), [])
+          assert.deepEqual(await store.get(sid, ['a', 'b']), [null, null])
+          assert.deepEqual(await store.exists(sid, ['a']), [false])
+        })
 
-      test('an idle session ends and a later write starts a new one', async (t) => {
-        const idle = 400
-        const maxTtl = 60_000
-        const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
-        const sid = newOwner()
-        await store.write(sid, 'create', [item('a', plain(1), inMs(10 * maxTtl))])
-        await sleep(idle + 250)
-        assert.deepEqual(await store.names(sid), [])
-        await store.write(sid, 'create', [item('a', plain(2))])
-        assert.equal((await mustGet(store, sid, 'a')).version, 1)
-        const before = Date.now()
-        const [outcome] = await store.write(sid, 'set', [item('b', plain(3), inMs(10 * maxTtl))])
-        // A new session has a new deadline: about max TTL from its first attribute.
-        assert.ok(outcome?.expiresAt !== null && outcome?.expiresAt !== undefined && outcome.expiresAt >= before + maxTtl - 1_000)
-      })
+        test('an idle session ends and a later write starts a new one', async (t) => {
+          const idle = 400
+          const maxTtl = 60_000
+          const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
+          const sid = newOwner()
+          await store.write(sid, 'create', [item('a', plain(1), inMs(10 * maxTtl))])
+          await sleep(idle + 250)
+          assert.deepEqual(await store.names(sid), [])
+          await store.write(sid, 'create', [item('a', plain(2))])
+          assert.equal((await mustGet(store, sid, 'a')).version, 1)
+          const before = Date.now()
+          const [outcome] = await store.write(sid, 'set', [item('b', plain(3), inMs(10 * maxTtl))])
+          // A new session has a new deadline: about max TTL from its first attribute.
+          assert.ok(outcome?.expiresAt !== null && outcome?.expiresAt !== undefined && outcome.expiresAt >= before + maxTtl - 1_000)
+        })
 
-      test('activity cannot keep a session past its max lifetime', async (t) => {
-        const idle = 800
-        const maxTtl = 1_200
-        const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
-        const sid = newOwner()
-        await store.write(sid, 'create', [item('a', plain(1))])
-        const created = (await mustGet(store, sid, 'a')).createdAt
-        // Past the first idle window (only renewal keeps it alive) and close to the deadline,
-        // so that an idle window not capped by the deadline would outlive the check below.
-        while (Date.now() < created + maxTtl - 250) {
-          assert.deepEqual(await store.exists(sid, ['a']), [true], `still alive ${Date.now() - created} ms after the first write`)
-          await store.write(sid, 'set', [item('b', plain(Date.now()))])
-          await sleep(100)
-        }
-        const wait = created + maxTtl + 150 - Date.now()
-        if (wait > 0) await sleep(wait)
-        assert.deepEqual(await store.exists(sid, ['a', 'b']), [false, false])
-        assert.deepEqual(await store.names(sid), [])
-        const [outcome] = await store.write(sid, 'create', [item('a', plain(2), inMs(60_000))])
-        assert.equal(outcome?.version, 1)
-        const reborn = await mustGet(store, sid, 'a')
-        assert.equal(outcome?.expiresAt, reborn.createdAt + maxTtl)
-      })
+        test('activity cannot keep a session past its max lifetime', async (t) => {
+          const idle = 800
+          const maxTtl = 1_200
+          const store = await open(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: maxTtl })
+          const sid = newOwner()
+          await store.write(sid, 'create', [item('a', plain(1))])
+          const created = (await mustGet(store, sid, 'a')).createdAt
+          // Past the first idle window (only renewal keeps it alive) and close to the deadline,
+          // so that an idle window not capped by the deadline would outlive the check below.
+          while (Date.now() < created + maxTtl - 250) {
+            assert.deepEqual(await store.exists(sid, ['a']), [true], `still alive ${Date.now() - created} ms after the first write`)
+            await store.write(sid, 'set', [item('b', plain(Date.now()))])
+            await sleep(100)
+          }
+          const wait = created + maxTtl + 150 - Date.now()
+          if (wait > 0) await sleep(wait)
+          assert.deepEqual(await store.exists(sid, ['a', 'b']), [false, false])
+          assert.deepEqual(await store.names(sid), [])
+          const [outcome] = await store.write(sid, 'create', [item('a', plain(2), inMs(60_000))])
+          assert.equal(outcome?.version, 1)
+          const reborn = await mustGet(store, sid, 'a')
+          assert.equal(outcome?.expiresAt, reborn.createdAt + maxTtl)
+        })
 
-      test('calls on an unknown session find nothing', async (t) => {
-        const store = await open(t)
-        const sid = newOwner()
-        assert.deepEqual(await store.get(sid, ['a', 'b']), [null, null])
-        assert.deepEqual(await store.exists(sid, ['a']), [false])
-        assert.deepEqual(await store.names(sid), [])
-        assert.deepEqual(await store.delete(sid, ['a', 'b']), [false, false])
-        await rejectsWith(store.delete(sid, ['a'], 1), 'E011005', ['a'])
-        await store.ping()
+        test('calls on an unknown session find nothing', async (t) => {
+          const store = await open(t)
+          const sid = newOwner()
+          assert.deepEqual(await store.get(sid, ['a', 'b']), [null, null])
+          assert.deepEqual(await store.exists(sid, ['a']), [false])
+          assert.deepEqual(await store.names(sid), [])
+          assert.deepEqual(await store.delete(sid, ['a', 'b']), [false, false])
+          await rejectsWith(store.delete(sid, ['a'], 1), 'E011005', ['a'])
+          await store.ping()
+        })
       })
-    })
-
     }
 
     describe('attributes per session', () => {

@@ -125,12 +125,12 @@ describe('SSO_REDIS_MIN_REPLICAS_ACK on a Sentinel-managed primary', () => {
     const durable = open(t, { keyPrefix, commandTimeoutMs, minReplicasAck: 1 })
     const checker = open(t, { keyPrefix })
     await writeMany(durable, 5)
-    let stopping = false
+    const stop = new AbortController()
     const acked: Record<'fast' | 'durable', string[]> = { fast: [], durable: [] }
     let refused = 0
     const writer = async (kind: 'fast' | 'durable') => {
       const store = kind === 'fast' ? fast : durable
-      while (!stopping) {
+      while (!stop.signal.aborted) {
         const result = await writeMany(store, 1)
         acked[kind].push(...result.acked)
         refused += result.refused
@@ -142,7 +142,7 @@ describe('SSO_REDIS_MIN_REPLICAS_ACK on a Sentinel-managed primary', () => {
     const oldPrimary = await set.killPrimary()
     await set.waitPromoted(oldPrimary)
     await sleep(300)
-    stopping = true
+    stop.abort()
     await writers
 
     const lostFast = await countLost(checker, acked.fast)
