@@ -19,7 +19,9 @@ function callerUst (request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization
   if (typeof authorization === 'string') return bearerToken(authorization) ?? undefined
   for (const part of [request.body, request.query]) {
-    const ust = (part as Record<string, unknown> | null | undefined)?.current_ust
+    const fields = part as Record<string, unknown> | null | undefined
+    // `ust`: the caller's UST as Zato 3.2 clients send it to /zato/sso/user/attr.
+    const ust = fields?.current_ust ?? fields?.ust
     if (typeof ust === 'string') return ust
   }
   return undefined

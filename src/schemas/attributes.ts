@@ -13,7 +13,7 @@ export const CurrentUst = Ust('Caller\'s UST. Prefer the `Authorization: Bearer 
 export const TargetUst = Ust('UST of the session whose attributes are touched; defaults to the caller\'s.')
 export const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'Attribute name: 1 to 191 Unicode code points (SSO_MAX_NAME_LENGTH), no control characters.', examples: ['theme'] })
 export const Value = Type.Unknown({ description: 'Any JSON value (at most 64 KiB serialized, configurable).', examples: ['dark'] })
-export const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to session and name). Omitted on update/set: keep the stored state; on create: false.', examples: [true] })
+export const Encrypt = Type.Boolean({ description: 'Store the value encrypted (AES-256-GCM, bound to its owner, the session or the user, and to the name). Omitted on update/set: keep the stored state; on create: false.', examples: [true] })
 export const Expiration = Type.Union([Type.Integer({ minimum: 1, maximum: 315360000 }), Type.Null()], {
   description: 'Seconds from now until the attribute expires; null removes an expiry; omitted keeps it (none for a new attribute). Never past the session\'s lifetime.',
   examples: [3600]

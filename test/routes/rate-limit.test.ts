@@ -44,6 +44,20 @@ describe('rate limiting (SSO_RATE_LIMIT_MAX, SSO_RATE_LIMIT_WINDOW)', () => {
     assert.equal((await put(app, bob)).statusCode, 200)
   })
 
+  test('a Zato client\'s UST in the body as `ust` (/zato/sso/user/attr) is counted per caller, not per address', async (t) => {
+    const app = await build(t, { SSO_RATE_LIMIT_MAX: 2, SSO_RATE_LIMIT_WINDOW: HOUR })
+    const alice = await mintUst({ sub: 'alice' })
+    const zatoPut = async (ust: string, remoteAddress: string) => await app.inject({
+      method: 'PUT', url: '/zato/sso/user/attr', remoteAddress, payload: JSON.stringify({ current_app: 'CRM', ust, name: 'n', value: 1 })
+    })
+    // From two addresses: counted per address, neither would reach the limit of 2.
+    assert.equal((await zatoPut(alice, '127.0.0.11')).statusCode, 200)
+    assert.equal((await zatoPut(alice, '127.0.0.12')).statusCode, 200)
+    const limited = await zatoPut(alice, '127.0.0.13')
+    assert.equal(limited.statusCode, 429, limited.body)
+    assert.equal((await zatoPut(await mintUst({ sub: 'bob' }), '127.0.0.13')).statusCode, 200, 'another user from the same address')
+  })
+
   test('failed authentication is counted per client IP, so it cannot spend a user\'s budget', async (t) => {
     const app = await build(t, { SSO_RATE_LIMIT_MAX: 2, SSO_RATE_LIMIT_WINDOW: HOUR })
     // Forged tokens naming alice as subject: they do not verify, so they count against the IP.
