@@ -70,6 +70,7 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   fastify.decorate('attributes', new AttributeService(fastify.store, new ValueCipher(settings.encryptionKeys), {
     maxNameLength: config.SSO_MAX_NAME_LENGTH,
     maxValueBytes: config.SSO_MAX_VALUE_BYTES,
-    maxBatch: config.SSO_MAX_BATCH
+    maxBatch: config.SSO_MAX_BATCH,
+    idempotencyTtlMs: config.SSO_IDEMPOTENCY_TTL * 1000
   }))
 }, { name: 'attributes', dependencies: ['store'] })

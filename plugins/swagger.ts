@@ -2,6 +2,7 @@ import swagger, { type SwaggerTransform, type SwaggerTransformObject } from '@fa
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import { ERROR_STATUSES, type ErrorStatus } from '../src/schemas/common.ts'
+import { canonicalJson } from '../src/canonical-json.ts'
 import { COMPONENT_SCHEMAS, REQUIRED_INPUTS } from '../src/schemas/document.ts'
 
 export const API_VERSION = '1.0.0'
@@ -15,16 +16,6 @@ type Json = Record<string, unknown>
 type Operation = Json & { tags?: string[], responses: Record<string, Json>, parameters?: Json[] }
 
 const SCHEMAS = '#/components/schemas/'
-
-/** JSON with sorted keys: two schemas are the same component when this is equal. */
-function canonical (value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
-  if (value !== null && typeof value === 'object') {
-    return `{${Object.keys(value).sort().filter((key) => (value as Json)[key] !== undefined)
-      .map((key) => `${JSON.stringify(key)}:${canonical((value as Json)[key])}`).join(',')}}`
-  }
-  return JSON.stringify(value)
-}
 
 const withoutAnnotations = (schema: Json): Json => {
   const { description: _description, examples: _examples, ...rest } = schema
@@ -42,8 +33,8 @@ function componentIndex () {
   const published: Json = {}
   for (const [name, { schema, document }] of Object.entries(COMPONENT_SCHEMAS)) {
     const runtime = JSON.parse(JSON.stringify(schema)) as Json
-    exact.set(canonical(runtime), name)
-    const key = canonical(withoutAnnotations(runtime))
+    exact.set(canonicalJson(runtime), name)
+    const key = canonicalJson(withoutAnnotations(runtime))
     bare.set(key, bare.has(key) ? null : name)
     published[name] = document ?? runtime
   }
@@ -52,7 +43,7 @@ function componentIndex () {
     if (Array.isArray(node)) return node.map((item) => dedupe(item, false))
     if (node === null || typeof node !== 'object') return node
     const object = node as Json
-    const name = exact.get(canonical(object)) ?? (top ? bare.get(canonical(withoutAnnotations(object))) : undefined)
+    const name = exact.get(canonicalJson(object)) ?? (top ? bare.get(canonicalJson(withoutAnnotations(object))) : undefined)
     if (name != null) return ref(name)
     return Object.fromEntries(Object.entries(object).map(([key, value]) => [key, dedupe(value, false)]))
   }
@@ -92,7 +83,7 @@ function shareParameters (operations: Operation[]): Json {
   const byKey = new Map<string, { parameter: Json, count: number }>()
   for (const operation of operations) {
     for (const parameter of operation.parameters ?? []) {
-      const key = canonical(parameter)
+      const key = canonicalJson(parameter)
       const entry = byKey.get(key) ?? { parameter, count: 0 }
       entry.count++
       byKey.set(key, entry)
@@ -110,7 +101,7 @@ function shareParameters (operations: Operation[]): Json {
   for (const operation of operations) {
     if (operation.parameters === undefined) continue
     operation.parameters = operation.parameters.map((parameter) => {
-      const name = names.get(canonical(parameter))
+      const name = names.get(canonicalJson(parameter))
       return name === undefined ? parameter : { $ref: `#/components/parameters/${name}` }
     })
   }

@@ -11,7 +11,7 @@ import {
 } from '../src/schemas/attributes.ts'
 import type { Owner, WriteMode } from '../src/store/types.ts'
 import { batchGetBody } from './attribute-json.ts'
-import { accessRequest, authorize, byName, formOf, hasNoUst, mergedFields, nameSpecs, ustRequired, zatoTransport, type Fields } from './request-input.ts'
+import { accessRequest, authorize, byName, formOf, hasNoUst, idempotencyRequest, mergedFields, nameSpecs, ustRequired, zatoTransport, type Fields } from './request-input.ts'
 
 export interface AttributeRoutesOptions {
   /** Whose attributes: the session's (`/sso/session/attr`) or the user's (`/sso/user/attr`). */
@@ -148,7 +148,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
     const { batch, specs } = writeSpecs(fields)
     audit.names = specs.map((spec) => spec.name)
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
-    const results = await fastify.attributes.write(owner, mode, specs)
+    const results = await fastify.attributes.write(owner, mode, specs, idempotencyRequest(request, fields))
     if (batch) return { cid: request.id, status: 'ok' as const, result: byName(specs, results) }
     return { cid: request.id, status: 'ok' as const, ...results[0]! }
   }
@@ -236,7 +236,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
     audit.names = specs.map((spec) => spec.name)
     if (batch && fields.if_version !== undefined) throw invalidInput('/if_version', 'if_version applies to the single form only')
     if (batch) fastify.attributes.checkBatch('/data', specs.length)
-    const deleted = await fastify.attributes.delete(owner, specs, fields.if_version as number | undefined)
+    const deleted = await fastify.attributes.delete(owner, specs, fields.if_version as number | undefined, idempotencyRequest(request, fields))
     if (batch) return { cid: request.id, status: 'ok' as const, result: byName(specs, deleted) }
     return { cid: request.id, status: 'ok' as const, deleted: deleted[0]! }
   })

@@ -1,8 +1,9 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Access, AccessRequest } from '../src/access.ts'
-import type { NameSpec } from '../src/attribute-service.ts'
+import type { IdempotencyRequest, NameSpec } from '../src/attribute-service.ts'
 import { accessEntry, type AuditEntry, type AuditOperation } from '../src/audit.ts'
 import { bearerToken } from '../src/bearer-token.ts'
+import { canonicalJson } from '../src/canonical-json.ts'
 import { AppError, invalidInput, missingInput } from '../src/errors.ts'
 import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
 
@@ -122,7 +123,7 @@ export function mergedFields (request: FastifyRequest): Fields {
   const authorization = request.headers.authorization
   if (authorization !== undefined) {
     // Node keeps the first of repeated Authorization headers; a proxy may have judged another.
-    if (authorizationHeaderCount(request) > 1) throw new AppError('E007001', 'Give one Authorization header')
+    if (headerCount(request, 'authorization') > 1) throw new AppError('E007001', 'Give one Authorization header')
     const token = bearerToken(authorization)
     if (token === null) throw new AppError('E007001', 'Authorization must be "Bearer <ust>"')
     if (fields.current_ust !== undefined && fields.current_ust !== token) {
@@ -133,11 +134,12 @@ export function mergedFields (request: FastifyRequest): Fields {
   return fields
 }
 
-function authorizationHeaderCount (request: FastifyRequest): number {
+/** How many times a header (lower case) came: Node keeps only the first of some repeated ones. */
+function headerCount (request: FastifyRequest, name: string): number {
   const raw = request.raw.rawHeaders
   let count = 0
   for (let index = 0; index < raw.length; index += 2) {
-    if (raw[index]!.length === 13 && raw[index]!.toLowerCase() === 'authorization') count++
+    if (raw[index]!.length === name.length && raw[index]!.toLowerCase() === name) count++
   }
   return count
 }
@@ -199,4 +201,26 @@ export function nameSpecs (fields: Fields): { batch: boolean, specs: NameSpec[] 
 export function byName<T> (specs: NameSpec[], values: T[]): Record<string, T> {
   // fromEntries defines own properties, so a name like "__proto__" stays an ordinary key.
   return Object.fromEntries(specs.map((spec, index) => [spec.name, values[index]!]))
+}
+
+// An Idempotency-Key (IETF httpapi draft): a Structured Fields string, `"..."`, of printable
+// ASCII; the bare form many clients send (Stripe's) is taken too. At most 255 characters.
+const QUOTED_KEY = /^"([\x20\x21\x23-\x5b\x5d-\x7e]{1,255})"$/
+const BARE_KEY = /^[\x21\x23-\x7e]{1,255}$/
+// Credentials are not part of what a request asks: a retry may carry a refreshed token.
+const NOT_FINGERPRINTED = new Set(['current_ust', 'ust'])
+
+/**
+ * The Idempotency-Key of a write or delete and the canonical text of what the request asks
+ * (method, route, fields without credentials); undefined without the header. A malformed or
+ * repeated header is a 400.
+ */
+export function idempotencyRequest (request: FastifyRequest, fields: Fields): IdempotencyRequest | undefined {
+  const header = request.headers['idempotency-key']
+  if (header === undefined) return undefined
+  if (Array.isArray(header) || headerCount(request, 'idempotency-key') > 1) throw invalidInput('', 'Give one Idempotency-Key header')
+  const key = QUOTED_KEY.exec(header)?.[1] ?? (BARE_KEY.test(header) ? header : undefined)
+  if (key === undefined) throw invalidInput('', 'Idempotency-Key must be a quoted string of 1 to 255 printable ASCII characters, such as "8e03978e-40d5-43e8"')
+  const asked = Object.fromEntries(Object.entries(fields).filter(([name]) => !NOT_FINGERPRINTED.has(name)))
+  return { key, request: `${request.method} ${request.routeOptions.url ?? ''}\n${canonicalJson(asked)}` }
 }

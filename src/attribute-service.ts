@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto'
 import type { Static } from 'typebox'
 import { AppError, invalidInput, limitExceeded, missingInput, type ErrorDetail } from './errors.ts'
 import type { AttributeSchema } from './schemas/attributes.ts'
 import { ValueCipher, cipherBinding } from './value-cipher.ts'
 import {
   CipherNeededError, PreconditionFailed, StaleReadError,
-  type ExpiryWrite, type Owner, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
+  type ExpiryWrite, type Idempotency, type Owner, type Store, type StoredAttribute, type ValueWrite, type WriteItem, type WriteMode
 } from './store/types.ts'
 
 /** One attribute to write, as the client gave it; `path` is its JSON Pointer in the request. */
@@ -39,7 +40,22 @@ export interface AttributeLimits {
   maxNameLength: number
   maxValueBytes: number
   maxBatch: number
+  /** How long the outcome of a write or delete under an Idempotency-Key is kept (ms). */
+  idempotencyTtlMs?: number
 }
+
+/**
+ * A write or delete sent under an Idempotency-Key: the client's `key`, and `request`, a
+ * canonical text of the request (what it asks, without its credentials), which tells a repeat
+ * from another request that reuses the key.
+ */
+export interface IdempotencyRequest {
+  key: string
+  request: string
+}
+
+const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22)
 
 // Control characters (C0, DEL, C1) are refused in names: they break logs and terminals and
 // leave room for lookalike names.
@@ -134,13 +150,20 @@ export class AttributeService {
     return plain
   }
 
-  async write (owner: Owner, mode: WriteMode, specs: WriteSpec[]): Promise<WriteResult[]> {
+  /** What the store keeps of an Idempotency-Key: digests only, never the client's text. */
+  #idempotency (request: IdempotencyRequest | undefined): Idempotency | undefined {
+    if (request === undefined) return undefined
+    return { key: digest(request.key), fingerprint: digest(request.request), ttlMs: this.#limits.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS }
+  }
+
+  async write (owner: Owner, mode: WriteMode, specs: WriteSpec[], idempotencyRequest?: IdempotencyRequest): Promise<WriteResult[]> {
+    const idempotency = this.#idempotency(idempotencyRequest)
     this.checkNames(specs.map((spec) => ({ path: `${spec.path}/name`, name: spec.name })))
     const plans = specs.map((spec) => this.#plan(owner, mode, spec))
     for (let attempt = 1; ; attempt++) {
       const items = await this.#resolveKept(owner, specs, plans)
       try {
-        const outcomes = await this.#store.write(owner, mode, items)
+        const outcomes = await this.#store.write(owner, mode, items, idempotency)
         return outcomes.map((outcome) => ({
           name: outcome.name,
           version: outcome.version,
@@ -278,10 +301,10 @@ export class AttributeService {
     return await this.#store.exists(owner, specs.map((spec) => spec.name))
   }
 
-  async delete (owner: Owner, specs: NameSpec[], ifVersion?: number): Promise<boolean[]> {
+  async delete (owner: Owner, specs: NameSpec[], ifVersion?: number, idempotencyRequest?: IdempotencyRequest): Promise<boolean[]> {
     this.checkNames(specs)
     try {
-      return await this.#store.delete(owner, specs.map((spec) => spec.name), ifVersion)
+      return await this.#store.delete(owner, specs.map((spec) => spec.name), ifVersion, this.#idempotency(idempotencyRequest))
     } catch (error) {
       throw withPaths(error, specs)
     }

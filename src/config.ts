@@ -29,6 +29,7 @@ export const ConfigSchema = Type.Object({
   SSO_REDIS_MIN_REPLICAS_ACK: Type.Integer({ default: 0, minimum: 0, description: 'Writes and deletes answer ok only once this many replicas acknowledged them (Redis `WAIT`, within half of `REDIS_COMMAND_TIMEOUT_MS`), else 503 E011003; an acknowledged write then survives a failover. 0: no wait.' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 10, description: 'A Redis command that has not answered by then fails with 503 E011003.' }),
   REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 10, description: 'Timeout of one Redis connection attempt.' }),
+  SSO_IDEMPOTENCY_TTL: Type.Integer({ default: 86400, minimum: 1, maximum: 2592000, description: 'Seconds the outcome of a write or delete sent with an Idempotency-Key is kept, so that a retry with the same key gets the same answer without writing again.' }),
   REDIS_CLUSTER_SLOTS_REFRESH_MS: Type.Integer({ default: 1000, minimum: 0, description: 'On a Cluster, reload the slot map this often even without traffic, so that an idle instance learns of a failover before its next request. 0: only when a command meets a moved slot or an unreachable master.' }),
   SSO_KEY_PREFIX: Type.String({ default: 'sso-attrs:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key (no braces: they would break cluster hash tags).' }),
   SSO_JWKS_URL: Type.Optional(Type.String({ description: 'Remote JWKS to verify USTs (cached, refreshed on unknown `kid`).' })),

@@ -20,6 +20,7 @@ export const ERROR_CATALOG = {
   E011002: { status: 429, message: 'Too many requests' },
   E011004: { status: 422, message: 'Value was encrypted with a key that is no longer configured' },
   E011006: { status: 422, message: 'Value does not decrypt: tampered, or not from this session and name' },
+  E011008: { status: 422, message: 'This Idempotency-Key was used with another request' },
   E011003: { status: 503, message: 'Store unavailable' },
   E011007: { status: 507, message: 'Store full: Redis has reached its memory limit; nothing was written' },
   E008001: { status: 404, message: 'Unknown route' },

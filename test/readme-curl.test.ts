@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { README_PATH } from '../scripts/config-table.ts'
 import { freePort } from './fixtures/redis.ts'
+import { RUN_TYPESCRIPT } from './helper.ts'
 
 // Runs the README's curl sections ("Two minutes", "Try it", "Metrics") as a reader would: the
 // real server started the way `npm start` starts it (development defaults, embedded store,
@@ -115,7 +116,7 @@ function cleanEnv (): NodeJS.ProcessEnv {
 before(async () => {
   devDir = mkdtempSync(join(tmpdir(), 'sso-attrs-readme-'))
   port = await freePort()
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  server = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
     cwd: ROOT,
     env: { ...cleanEnv(), PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe']

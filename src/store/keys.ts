@@ -30,6 +30,14 @@ export function attributeKeys (prefix: string, owner: Owner): string[] {
     : [`${base}a`, `${base}x`]
 }
 
+/**
+ * The record of an Idempotency-Key in the owner's slot: `key` is already a digest of the
+ * client's key (attribute-service), so the name has a fixed length and carries no client text.
+ */
+export function idempotencyKey (prefix: string, owner: Owner, key: string): string {
+  return `${prefix}{${ownerTag(owner)}}:i:${key}`
+}
+
 /** The keys of a user's session index and user tombstone (the user's slot). */
 export function userSessionKeys (prefix: string, userId: string): [index: string, tombstone: string] {
   const base = `${prefix}{u:${userId}}:`

@@ -1,6 +1,7 @@
+import { AppError } from '../errors.ts'
 import {
   CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
-  type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // The embedded store for development: the same semantics as the Redis scripts, step for
@@ -29,6 +30,8 @@ export class MemoryStore implements Store {
   readonly #userSessions = new Map<string, Map<string, number>>()
   readonly #onceIds = new Map<string, number>()
   readonly #hits = new Map<string, { current: number, until: number }>()
+  /** Idempotency-Key records: the first final outcome of a write or delete, by owner and key. */
+  readonly #idempotencyRecords = new Map<string, { fingerprint: string, until: number, outcome: { value: unknown } | { error: PreconditionFailed } }>()
   readonly #limits: Required<StoreLimits>
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
@@ -55,6 +58,7 @@ export class MemoryStore implements Store {
       for (const [id, until] of map) if (until <= now) map.delete(id)
     }
     for (const [key, hits] of this.#hits) if (hits.until <= now) this.#hits.delete(key)
+    for (const [key, record] of this.#idempotencyRecords) if (record.until <= now) this.#idempotencyRecords.delete(key)
     for (const [id, ended] of this.#endedUsers) if (ended.until <= now) this.#endedUsers.delete(id)
     for (const [id, sessions] of this.#userSessions) {
       for (const [sessionId, until] of sessions) if (until <= now) sessions.delete(sessionId)
@@ -88,7 +92,39 @@ export class MemoryStore implements Store {
     session.idleUntil = now + Math.max(1, Math.min(idleMs, session.deadline - now))
   }
 
-  async write (owner: Owner, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
+  /**
+   * Runs a write or delete under an Idempotency-Key as the Redis store's idempotent.lua does:
+   * a repeat gets the recorded outcome, another request under the key E011008, and the first
+   * final outcome (a result, or a precondition refusal) is recorded. Nothing awaits between
+   * the look-up and the record, so concurrent repeats cannot both run.
+   */
+  #idempotent<T> (owner: Owner, idempotency: Idempotency | undefined, run: () => T): T {
+    if (idempotency === undefined) return run()
+    const now = this.#now()
+    if (owner.scope === 'session' && this.#isEnded(owner.id, now)) throw new SessionEndedError()
+    const key = `${owner.scope}:${owner.id}:${idempotency.key}`
+    const record = this.#idempotencyRecords.get(key)
+    if (record !== undefined && record.until > now) {
+      if (record.fingerprint !== idempotency.fingerprint) throw new AppError('E011008')
+      if ('error' in record.outcome) throw record.outcome.error
+      return structuredClone(record.outcome.value) as T
+    }
+    const until = now + idempotency.ttlMs
+    try {
+      const value = run()
+      this.#idempotencyRecords.set(key, { fingerprint: idempotency.fingerprint, until, outcome: { value: structuredClone(value) } })
+      return value
+    } catch (error) {
+      if (error instanceof PreconditionFailed) this.#idempotencyRecords.set(key, { fingerprint: idempotency.fingerprint, until, outcome: { error } })
+      throw error
+    }
+  }
+
+  async write (owner: Owner, mode: WriteMode, items: WriteItem[], idempotency?: Idempotency): Promise<WriteOutcome[]> {
+    return this.#idempotent(owner, idempotency, () => this.#write(owner, mode, items))
+  }
+
+  #write (owner: Owner, mode: WriteMode, items: WriteItem[]): WriteOutcome[] {
     const now = this.#now()
     const session = this.#live(owner, now)
     const current = items.map((item) => session?.attributes.get(item.name))
@@ -162,7 +198,11 @@ export class MemoryStore implements Store {
     return names.map((name) => session?.attributes.has(name) ?? false)
   }
 
-  async delete (owner: Owner, names: string[], ifVersion?: number): Promise<boolean[]> {
+  async delete (owner: Owner, names: string[], ifVersion?: number, idempotency?: Idempotency): Promise<boolean[]> {
+    return this.#idempotent(owner, idempotency, () => this.#delete(owner, names, ifVersion))
+  }
+
+  #delete (owner: Owner, names: string[], ifVersion?: number): boolean[] {
     const now = this.#now()
     const session = this.#live(owner, now)
     if (ifVersion !== undefined && session?.attributes.get(names[0]!)?.version !== ifVersion) {

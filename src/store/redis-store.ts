@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
-import { StoreFullError, StoreUnavailableError } from '../errors.ts'
+import { AppError, StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
-import { attributeKeys, userSessionKeys } from './keys.ts'
+import { attributeKeys, idempotencyKey, userSessionKeys } from './keys.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
   CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
-  sessionOwner, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  sessionOwner, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // Key layout: src/store/keys.ts and docs/KEYS.md. Every key of an owner (a session, or a
@@ -22,7 +22,13 @@ function script (name: string): string {
   return `${readScript('prelude')}\n${readScript(name)}`
 }
 
+/** write.lua or delete.lua inside idempotent.lua: the same script, recorded under an Idempotency-Key. */
+function idempotentScript (name: 'write' | 'delete'): string {
+  return readScript('idempotent').replace('--PRELUDE--', readScript('prelude')).replace('--SCRIPT--', readScript(name))
+}
+
 type AttributeScript = 'ssoWrite' | 'ssoRead' | 'ssoDelete'
+type WriteScript = 'ssoWrite' | 'ssoDelete' | 'ssoUserWrite' | 'ssoUserDelete'
 // The same three scripts on a user's attributes, with their two keys only (the same Lua, so
 // the same SHA1 on the server: one script, two key counts).
 const USER_SCRIPTS = { ssoWrite: 'ssoUserWrite', ssoRead: 'ssoUserRead', ssoDelete: 'ssoUserDelete' } as const
@@ -34,6 +40,10 @@ interface ScriptCommands {
   ssoUserWrite: ScriptCommands['ssoWrite']
   ssoUserRead: ScriptCommands['ssoRead']
   ssoUserDelete: ScriptCommands['ssoDelete']
+  ssoWriteIdempotent: ScriptCommands['ssoWrite']
+  ssoDeleteIdempotent: ScriptCommands['ssoDelete']
+  ssoUserWriteIdempotent: ScriptCommands['ssoWrite']
+  ssoUserDeleteIdempotent: ScriptCommands['ssoDelete']
   ssoEraseUser: (attrs: string, expiry: string) => Promise<number>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
@@ -133,6 +143,12 @@ export class RedisStore implements Store {
     for (const name of ['write', 'read', 'delete'] as const) {
       const session = `sso${name[0]!.toUpperCase()}${name.slice(1)}` as AttributeScript
       this.redis.defineCommand(USER_SCRIPTS[session], { numberOfKeys: 2, lua: script(name) })
+    }
+    // The same write and delete under an Idempotency-Key: one key more, the key's record.
+    for (const name of ['write', 'delete'] as const) {
+      const base = `sso${name[0]!.toUpperCase()}${name.slice(1)}`
+      this.redis.defineCommand(`${base}Idempotent`, { numberOfKeys: 5, lua: idempotentScript(name) })
+      this.redis.defineCommand(`ssoUser${base.slice(3)}Idempotent`, { numberOfKeys: 3, lua: idempotentScript(name) })
     }
     this.redis.defineCommand('ssoEraseUser', { numberOfKeys: 2, lua: readScript('erase-user') })
     this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: readScript('end-session') })
@@ -259,7 +275,7 @@ export class RedisStore implements Store {
    * WAIT inside MULTI or a script would not block, so the two go side by side. A script that
    * refused the write wrote nothing and needs no acknowledgement.
    */
-  async #durable (name: 'ssoWrite' | 'ssoDelete' | 'ssoUserWrite' | 'ssoUserDelete', keysAndArgs: Array<string | number>): Promise<Array<string | number>> {
+  async #durable (name: WriteScript | `${WriteScript}Idempotent`, keysAndArgs: Array<string | number>): Promise<Array<string | number>> {
     // ioredis types the pipeline's built-in commands only; the scripts are defined on it too.
     const pipeline = this.#writer.pipeline() as unknown as Record<typeof name, (...args: Array<string | number>) => ChainableCommander>
     const results = await pipeline[name](...keysAndArgs).wait(this.#minReplicasAck, this.#waitTimeoutMs).exec()
@@ -279,7 +295,18 @@ export class RedisStore implements Store {
     return reply
   }
 
-  async write (owner: Owner, mode: WriteMode, items: WriteItem[]): Promise<WriteOutcome[]> {
+  /** A write or delete script, with the Idempotency-Key's record and arguments when there is one. */
+  async #writeScript (script: WriteScript, owner: Owner, args: Array<string | number>, idempotency: Idempotency | undefined): Promise<Array<string | number>> {
+    const keysAndArgs = idempotency === undefined
+      ? [...this.keysOf(owner), ...args]
+      : [...this.keysOf(owner), idempotencyKey(this.#prefix, owner, idempotency.key), ...args, idempotency.fingerprint, idempotency.ttlMs]
+    const name = idempotency === undefined ? script : `${script}Idempotent` as const
+    return this.#minReplicasAck > 0
+      ? await this.#run(async () => await this.#durable(name, keysAndArgs), this.#writer)
+      : await this.#run(() => this.#commands[name](...keysAndArgs))
+  }
+
+  async write (owner: Owner, mode: WriteMode, items: WriteItem[], idempotency?: Idempotency): Promise<WriteOutcome[]> {
     // The items go as one JSON argument (write.lua decodes it with cjson): ioredis copies every
     // argument through Array#flat and writes each as its own RESP string, which cost a batch of
     // 20 more than encoding it (D25).
@@ -298,11 +325,8 @@ export class RedisStore implements Store {
     }))
     const session = owner.scope === 'session'
     const maxAttributes = session ? this.#limits.maxAttributesPerSession : this.#limits.maxAttributesPerUser
-    const keysAndArgs = [...this.keysOf(owner), mode, this.#idleTtlMs(owner), this.#limits.sessionMaxTtlMs, maxAttributes, packed]
-    const script = session ? 'ssoWrite' : 'ssoUserWrite'
-    const reply = this.#minReplicasAck > 0
-      ? await this.#run(async () => await this.#durable(script, keysAndArgs), this.#writer)
-      : await this.#run(() => this.#commands[script](...keysAndArgs))
+    const args = [mode, this.#idleTtlMs(owner), this.#limits.sessionMaxTtlMs, maxAttributes, packed]
+    const reply = await this.#writeScript(session ? 'ssoWrite' : 'ssoUserWrite', owner, args, idempotency)
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return items.map((item, index) => {
@@ -324,12 +348,9 @@ export class RedisStore implements Store {
     return names.map((_, index) => reply[index] === 1)
   }
 
-  async delete (owner: Owner, names: string[], ifVersion?: number): Promise<boolean[]> {
-    const keysAndArgs = [...this.keysOf(owner), this.#idleTtlMs(owner), ifVersion ?? '', ...names]
-    const script = owner.scope === 'session' ? 'ssoDelete' : 'ssoUserDelete'
-    const reply = this.#minReplicasAck > 0
-      ? await this.#run(async () => await this.#durable(script, keysAndArgs), this.#writer)
-      : await this.#run(() => this.#commands[script](...keysAndArgs))
+  async delete (owner: Owner, names: string[], ifVersion?: number, idempotency?: Idempotency): Promise<boolean[]> {
+    const args = [this.#idleTtlMs(owner), ifVersion ?? '', ...names]
+    const reply = await this.#writeScript(owner.scope === 'session' ? 'ssoDelete' : 'ssoUserDelete', owner, args, idempotency)
     const [status, ...rest] = reply
     if (status !== 'OK') throw storeFailure(String(status), rest.map(String))
     return rest.map((deleted) => deleted === 1)
@@ -441,6 +462,7 @@ function isEndedReply (error: unknown): boolean {
 export function storeFailure (code: string, names: string[]): Error {
   if (code === 'STALE') return new StaleReadError()
   if (code === 'CIPHER') return new CipherNeededError()
+  if (code === 'E011008') return new AppError('E011008')
   if (code === 'E009001' || code === 'E009002' || code === 'E011005' || code === 'E011001') return new PreconditionFailed(code, names)
   return new Error(`unexpected store reply ${code}`)
 }

@@ -50,6 +50,17 @@ export interface WriteItem {
 
 export type WriteMode = 'create' | 'update' | 'set'
 
+/**
+ * A write or delete sent under an Idempotency-Key: `key` (a digest of the client's key) names
+ * the record, `fingerprint` (a digest of the request) tells a repeat from another request
+ * reusing the key (E011008), `ttlMs` bounds how long the record is kept.
+ */
+export interface Idempotency {
+  key: string
+  fingerprint: string
+  ttlMs: number
+}
+
 export interface WriteOutcome {
   name: string
   version: number
@@ -98,11 +109,12 @@ export function userOwner (userId: string): Owner {
  */
 export interface Store {
   readonly kind: 'memory' | 'redis'
-  write: (owner: Owner, mode: WriteMode, items: WriteItem[]) => Promise<WriteOutcome[]>
+  /** With `idempotency`: the first final outcome is recorded, and replayed to a repeat (D48). */
+  write: (owner: Owner, mode: WriteMode, items: WriteItem[], idempotency?: Idempotency) => Promise<WriteOutcome[]>
   get: (owner: Owner, names: string[]) => Promise<Array<StoredAttribute | null>>
   exists: (owner: Owner, names: string[]) => Promise<boolean[]>
   /** Returns whether each name existed. With ifVersion (single name), mismatch or absence is E011005. */
-  delete: (owner: Owner, names: string[], ifVersion?: number) => Promise<boolean[]>
+  delete: (owner: Owner, names: string[], ifVersion?: number, idempotency?: Idempotency) => Promise<boolean[]>
   names: (owner: Owner) => Promise<string[]>
   /** Deletes every attribute of a user at once (account deletion); returns how many there were. */
   eraseUserAttributes: (userId: string) => Promise<number>

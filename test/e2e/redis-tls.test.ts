@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { freePort, killProcess, spawnRedis, waitUntilHealthy } from '../fixtures/redis.ts'
-import { mintUst, serverProcessEnv } from '../helper.ts'
+import { mintUst, RUN_TYPESCRIPT, serverProcessEnv } from '../helper.ts'
 import { assertError, assertOk, call } from './http.ts'
 
 // The real entry point against a redis-server that speaks TLS only (`rediss://`), with a
@@ -140,7 +140,7 @@ interface Service { base: string, output: () => string }
 
 async function startService (t: TestContext, env: Record<string, string>): Promise<Service> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: serverProcessEnv(port, {

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { freePort, RedisServer } from '../fixtures/redis.ts'
-import { mintUst, serverProcessEnv } from '../helper.ts'
+import { mintUst, RUN_TYPESCRIPT, serverProcessEnv } from '../helper.ts'
 import { assertOk, call, type Envelope, type Reply } from './http.ts'
 
 // The real entry point (src/server.ts) in its own process: SIGTERM lets the requests in
@@ -96,7 +96,7 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
   t.after(() => redis.close())
   const port = await freePort()
   const prefix = `e2e-shutdown-${randomBytes(4).toString('hex')}:`
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: serverProcessEnv(port, {
@@ -173,7 +173,7 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
 
 test('a request that arrives on a kept-alive connection during the drain gets the 503 envelope and Connection: close', { timeout: 60_000 }, async (t) => {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: serverProcessEnv(port, { LOG_LEVEL: 'silent', SSO_STORE: 'memory' })

@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url'
 import { buildApp } from '../../src/app.ts'
 import { defaultConfig, parseEncryptionKeys } from '../../src/config.ts'
 import { freePort } from '../fixtures/redis.ts'
+import { RUN_TYPESCRIPT } from '../helper.ts'
 
 // The sso-attrs command line, run as a child process the way a person runs it.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const CLI = ['--import', 'tsx', 'src/cli.ts']
+const CLI = [...RUN_TYPESCRIPT, 'src/cli.ts']
 
 interface Run { code: number | null, stdout: string, stderr: string }
 

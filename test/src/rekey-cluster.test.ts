@@ -13,7 +13,7 @@ import { rekey } from '../../src/rekey.ts'
 import { sessionIdOf } from '../../src/ust.ts'
 import { ValueCipher } from '../../src/value-cipher.ts'
 import { RedisCluster } from '../fixtures/cluster.ts'
-import { build, mintUst, TEST_ISSUER } from '../helper.ts'
+import { build, mintUst, RUN_TYPESCRIPT, TEST_ISSUER } from '../helper.ts'
 
 // rekey on a real 3-master Redis Cluster: sessions spread over every master, each master
 // scanned, the conditional writes routed to the slot's master.
@@ -106,7 +106,7 @@ describe('rekey on a Redis Cluster', () => {
       if (!/^(SSO_|REDIS_)/.test(name) && !['NODE_ENV', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT'].includes(name)) env[name] = value
     }
     const run = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'rekey'], {
+      execFile(process.execPath, [...RUN_TYPESCRIPT, 'src/cli.ts', 'rekey'], {
         cwd: fileURLToPath(new URL('../..', import.meta.url)),
         env: { ...env, SSO_DEV_DIR: devDir, SSO_STORE: 'redis', REDIS_CLUSTER_NODES: cluster.seeds, SSO_KEY_PREFIX: prefix, SSO_ENCRYPTION_KEYS: `${KEY.k2},${KEY.k1}` },
         timeout: 60_000

@@ -13,7 +13,7 @@ import { formatReport, rekey, type RekeyOptions, type RekeyReport } from '../../
 import { sessionIdOf, userIdOf } from '../../src/ust.ts'
 import { ValueCipher } from '../../src/value-cipher.ts'
 import { freePort, RedisServer } from '../fixtures/redis.ts'
-import { build, mintUst, TEST_ISSUER } from '../helper.ts'
+import { build, mintUst, RUN_TYPESCRIPT, TEST_ISSUER } from '../helper.ts'
 
 // Key rotation end to end against a real redis-server: values written under one key,
 // re-encrypted by rekey while clients keep writing, then read back through the service with
@@ -388,7 +388,7 @@ describe('sso-attrs rekey (command line)', () => {
       env[name] = value
     }
     return await new Promise((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'rekey', ...args], { cwd: ROOT, env: { ...env, SSO_DEV_DIR: devDir, ...settings }, timeout: 30_000 }, (error, stdout, stderr) => {
+      execFile(process.execPath, [...RUN_TYPESCRIPT, 'src/cli.ts', 'rekey', ...args], { cwd: ROOT, env: { ...env, SSO_DEV_DIR: devDir, ...settings }, timeout: 30_000 }, (error, stdout, stderr) => {
         resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
       })
     })
