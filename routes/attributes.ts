@@ -7,7 +7,7 @@ import { invalidInput } from '../src/errors.ts'
 import {
   CreateBodySchema, CreateResponses, DeleteBodySchema, DeleteQuerySchema, DeleteResponses, ExistsBodySchema, ExistsQuerySchema,
   ExistsResponses, GetBodySchema, GetQuerySchema, GetResponses, NamesBodySchema, NamesQuerySchema, NamesResponses,
-  NoQuerySchema, SetBodySchema, SetResponses, UpdateBodySchema, UpdateResponses, userScoped
+  IdempotencyHeadersSchema, NoQuerySchema, SetBodySchema, SetResponses, UpdateBodySchema, UpdateResponses, userScoped
 } from '../src/schemas/attributes.ts'
 import type { Owner, WriteMode } from '../src/store/types.ts'
 import { batchGetBody } from './attribute-json.ts'
@@ -162,6 +162,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
       security,
       body: schemas.create,
       querystring: NoQuerySchema,
+      headers: IdempotencyHeadersSchema,
       response: CreateResponses
     }
   }, async (request) => await write(request, 'create'))
@@ -175,6 +176,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
       security,
       body: schemas.update,
       querystring: NoQuerySchema,
+      headers: IdempotencyHeadersSchema,
       response: UpdateResponses
     }
   }, async (request) => await write(request, 'update'))
@@ -188,6 +190,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
       security,
       body: schemas.set,
       querystring: NoQuerySchema,
+      headers: IdempotencyHeadersSchema,
       response: SetResponses
     }
   }, async (request) => await write(request, 'set'))
@@ -228,6 +231,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
       security,
       querystring: schemas.deleteQuery,
       body: schemas.deleteBody,
+      headers: IdempotencyHeadersSchema,
       response: DeleteResponses
     }
   }, async (request) => {

@@ -108,6 +108,11 @@ const query = (path: string, fields: Record<string, string | string[]>) => {
 }
 const get = (path: string, ust: string, fields: Record<string, string | string[]>): Request => ({ method: 'GET', url: query(path, fields), headers: bearer(ust) })
 const del = (path: string, ust: string, fields: Record<string, string | string[]>): Request => ({ method: 'DELETE', url: query(path, fields), headers: bearer(ust) })
+/** The same Idempotency-Key sent with two different requests: the second is 422 E011008. */
+const reusedKey = (first: Request, second: Request): Request[] => {
+  const key = `"${randomUUID()}"`
+  return [{ ...first, headers: { ...first.headers, 'idempotency-key': key } }, { ...second, headers: { ...second.headers, 'idempotency-key': key } }]
+}
 const textBody = (method: string, ust: string): Request => ({ method, url: P, headers: { ...bearer(ust), 'content-type': 'text/plain' }, payload: 'name=a' })
 
 const PROVOCATIONS: Record<string, Record<number, Provocation>> = {
@@ -121,6 +126,7 @@ const PROVOCATIONS: Record<string, Record<number, Provocation>> = {
     409: async (ust) => ['plain', [json('POST', P, ust, { current_app: 'CRM', name: 'a', value: 1 }), json('POST', P, ust, { current_app: 'CRM', name: 'a', value: 2 })]],
     413: async (ust) => ['plain', [json('POST', P, ust, { current_app: 'CRM', name: 'a', value: tooBig })]],
     415: async (ust) => ['plain', [textBody('POST', ust)]],
+    422: async (ust) => ['plain', reusedKey(json('POST', P, ust, { current_app: 'CRM', name: 'a', value: 1 }), json('POST', P, ust, { current_app: 'CRM', name: 'b', value: 1 }))],
     507: async (ust) => ['full', [json('POST', P, ust, { current_app: 'CRM', name: 'a', value: 1 })]]
   },
   updateAttributes: {
@@ -138,6 +144,7 @@ const PROVOCATIONS: Record<string, Record<number, Provocation>> = {
     409: async (ust) => ['plain', [json('PUT', P, ust, { current_app: 'CRM', name: 'a', value: 1 }), json('PUT', P, ust, { current_app: 'CRM', name: 'a', value: 2, if_version: 7 })]],
     413: async (ust) => ['plain', [json('PUT', P, ust, { current_app: 'CRM', data: tooMany.map((name) => ({ name, value: 1 })) })]],
     415: async (ust) => ['plain', [textBody('PUT', ust)]],
+    422: async (ust) => ['plain', reusedKey(json('PUT', P, ust, { current_app: 'CRM', name: 'a', value: 1 }), json('PUT', P, ust, { current_app: 'CRM', name: 'a', value: 2 }))],
     507: async (ust) => ['full', [json('PUT', P, ust, { current_app: 'CRM', name: 'a', value: 1 })]]
   },
   getAttributes: {
@@ -148,7 +155,8 @@ const PROVOCATIONS: Record<string, Record<number, Provocation>> = {
   deleteAttributes: {
     ...common((ust) => del(P, ust, { current_app: 'CRM', name: 'a' }), (ust) => del(P, ust, { current_app: 'CRM', name: 'a', if_version: '0' }), (ust) => del(P, ust, { current_app: 'Nope', name: 'a' })),
     409: async (ust) => ['plain', [del(P, ust, { current_app: 'CRM', name: 'a', if_version: '1' })]],
-    413: async (ust) => ['plain', [del(P, ust, { current_app: 'CRM', data: tooMany })]]
+    413: async (ust) => ['plain', [del(P, ust, { current_app: 'CRM', data: tooMany })]],
+    422: async (ust) => ['plain', reusedKey(del(P, ust, { current_app: 'CRM', name: 'a' }), del(P, ust, { current_app: 'CRM', name: 'b' }))]
   },
   attributesExist: {
     ...common((ust) => get(`${P}/exists`, ust, { current_app: 'CRM', name: 'a' }), (ust) => get(`${P}/exists`, ust, { current_app: 'CRM', name: 'a', data: 'b' }), (ust) => get(`${P}/exists`, ust, { current_app: 'Nope', name: 'a' })),

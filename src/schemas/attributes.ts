@@ -171,9 +171,9 @@ export const WriteOkSchema = ok({
   }))
 }, 'Written')
 
-export const CreateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 507) }
+export const CreateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 422, 507) }
 export const UpdateResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 404, 409, 413, 415, 422, 507) }
-export const SetResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 507) }
+export const SetResponses = { 200: WriteOkSchema, ...errorResponses(...API_ERRORS, 409, 413, 415, 422, 507) }
 
 export const GetResponses = {
   200: ok({
@@ -202,8 +202,23 @@ export const DeleteResponses = {
     deleted: Type.Optional(Type.Boolean({ description: 'Single form: whether the attribute existed.', examples: [true] })),
     result: Type.Optional(ByName(Type.Boolean(), { description: 'Batch form: name -> whether it existed.', examples: [{ theme: true, missing: false }] }))
   }, 'Deleted (a missing name is not an error)'),
-  ...errorResponses(...API_ERRORS, 409, 413)
+  ...errorResponses(...API_ERRORS, 409, 413, 422)
 }
+
+/**
+ * Writes and deletes may carry an Idempotency-Key (IETF httpapi draft): a repeat within
+ * SSO_IDEMPOTENCY_TTL gets the first answer again without writing again; the key with another
+ * request is 422 E011008.
+ */
+export const IdempotencyHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 257,
+    pattern: '^("[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,255}"|[\\x21\\x23-\\x7e]{1,255})$',
+    description: 'Makes a retry safe: the same key with the same request within SSO_IDEMPOTENCY_TTL (default 24 h) gets the first answer again (same status, same versions) and writes nothing; with another request, 422 E011008. A Structured Fields string of 1 to 255 printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324" (the bare form is taken too). Kept per session (or user).',
+    examples: ['"8e03978e-40d5-43e8-bc93-6894a57f9324"']
+  }))
+})
 
 export const EraseUserResponses = {
   200: ok({ erased: Type.Integer({ minimum: 0, description: 'How many live attributes the user had.', examples: [3] }) }, 'Every attribute of the user is gone'),

@@ -27,7 +27,7 @@ export const ERROR_STATUSES = {
   409: { name: 'Conflict', description: 'Attribute exists (E009001) or version mismatch (E011005)', example: 'E011005' },
   413: { name: 'LimitExceeded', description: 'A limit is exceeded (E011001): body size, value size or batch size', example: 'E011001' },
   415: { name: 'UnsupportedMediaType', description: 'Unsupported media type (E008001)', example: 'E008001' },
-  422: { name: 'Undecryptable', description: 'Stored value cannot be decrypted (E011006); followed by E011004 when its key is no longer configured', example: 'E011006' },
+  422: { name: 'Unprocessable', description: 'Stored value cannot be decrypted (E011006; followed by E011004 when its key is no longer configured), or an Idempotency-Key sent again with another request (E011008)', example: 'E011006' },
   429: { name: 'TooManyRequests', description: 'Rate limit exceeded (E011002); Retry-After says when to try again', example: 'E011002' },
   500: { name: 'InternalError', description: 'Unexpected error (E008004)', example: 'E008004' },
   503: { name: 'Unavailable', description: 'Store or token keys unavailable (E011003); Retry-After says when to try again', example: 'E011003' },
