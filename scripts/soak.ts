@@ -1,7 +1,9 @@
 // npm run soak -- --minutes N: a bounded soak of the real stack on loopback. Starts a
 // redis-server (the test fixture) and the built service (node dist/src/server.js, production
-// mode), drives a mixed workload over many sessions that come and go (per-attribute expiry,
-// idle sessions left to expire, logouts), then checks the invariants: every key has a TTL,
+// mode) with everything on (rate limiting, metrics scraped as Prometheus would, encryption,
+// session and user attributes, writes with an Idempotency-Key and their repeats), drives a
+// mixed workload over many sessions that come and go (per-attribute expiry, idle sessions left
+// to expire, logouts), then checks the invariants: every key has a TTL,
 // Redis memory returns to its baseline once the sessions have expired, the service's RSS stays
 // flat (growth reported), and no error other than those the workload provokes.
 import { spawn } from 'node:child_process'
@@ -72,7 +74,12 @@ const service = spawn(process.execPath, ['dist/src/server.js'], {
     SSO_SESSION_IDLE_TTL: String(IDLE_S),
     SSO_SESSION_MAX_TTL: String(MAX_S),
     SSO_TOMBSTONE_TTL: String(TOMBSTONE_S),
-    SSO_RATE_LIMIT_WINDOW: String(IDLE_S)
+    SSO_USER_ATTR_IDLE_TTL: String(IDLE_S),
+    SSO_IDEMPOTENCY_TTL: String(IDLE_S),
+    // On, with a budget no caller of the workload reaches: its counts are shared through Redis.
+    SSO_RATE_LIMIT_MAX: '1000000',
+    SSO_RATE_LIMIT_WINDOW: String(IDLE_S),
+    METRICS_ENABLED: 'true'
   }
 })
 const logLines: string[] = []
@@ -137,10 +144,14 @@ const stats = { requests: 0, byOutcome: new Map<string, number>(), unexpected: n
 // worker); anything else is a finding.
 const PROVOKED = new Set(['409 E009001', '409 E011005', '404 E009002', '401 E007001'])
 
-async function send (method: string, path: string, ust: string, body?: unknown): Promise<{ status: number, json: { sub_status?: string[], version?: number, result?: Record<string, { version?: number }> } }> {
+async function send (method: string, path: string, ust: string, body?: unknown, idempotencyKey?: string): Promise<{ status: number, json: { sub_status?: string[], version?: number, result?: Record<string, { version?: number }> } }> {
   const response = await fetch(`${base}${path}`, {
     method,
-    headers: { authorization: `Bearer ${ust}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${ust}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(idempotencyKey !== undefined ? { 'idempotency-key': `"${idempotencyKey}"` } : {})
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(10_000)
   })
@@ -155,12 +166,34 @@ async function send (method: string, path: string, ust: string, body?: unknown):
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!
 const value = () => ({ id: randomUUID(), pad: 'x'.repeat(Math.floor(Math.random() * 100)) })
 
+const U = '/sso/user/attr'
+let replayMismatches = 0
+
 /** One request of a random kind on a session; the mix leans to reads, as SSO traffic does. */
 async function step (session: LiveSession): Promise<void> {
   session.calls++
   const names = [...session.names]
   const roll = Math.random()
   const name = `a${Math.floor(Math.random() * 12)}`
+  if (roll < 0.12) {
+    // The user's attributes, seen by every session of the user, encrypted or not.
+    const userRoll = Math.random()
+    if (userRoll < 0.4) await send('PUT', U, session.ust, { current_app: 'CRM', name: `u${Math.floor(Math.random() * 4)}`, value: value(), encrypt: Math.random() < 0.5, ...(Math.random() < 0.5 ? { expiration: 1 + Math.floor(Math.random() * IDLE_S) } : {}) })
+    else if (userRoll < 0.8) await send('GET', `${U}?current_app=CRM&data=u0&data=u1&data=u2&data=u3`, session.ust)
+    else await send('GET', `${U}/names?current_app=CRM`, session.ust)
+    return
+  }
+  if (roll < 0.16) {
+    // A write with an Idempotency-Key, then its repeat, as a client retrying would: the same
+    // answer, nothing written twice.
+    const key = randomUUID()
+    const body = { current_app: 'CRM', name, value: value() }
+    const first = await send('PUT', P, session.ust, body, key)
+    const again = await send('PUT', P, session.ust, body, key)
+    if (first.status !== again.status || first.json.version !== again.json.version) replayMismatches++
+    if (first.status === 200) { session.names.add(name); session.versions.set(name, first.json.version ?? 1) }
+    return
+  }
   if (roll < 0.25 || names.length === 0) {
     const expiration = Math.random() < 0.5 ? 1 + Math.floor(Math.random() * IDLE_S) : undefined
     const reply = await send('PUT', P, session.ust, { current_app: 'CRM', name, value: value(), encrypt: Math.random() < 0.3, ...(expiration !== undefined ? { expiration } : {}) })
@@ -215,8 +248,15 @@ stats.sessionsStarted = pool.length
 const endAt = Date.now() + MINUTES * 60_000
 const rss: Array<{ at: number, bytes: number }> = []
 const loadStarted = Date.now()
+let scrapes = 0
+let failedScrapes = 0
 const sampler = setInterval(() => {
   rss.push({ at: Date.now() - loadStarted, bytes: rssOf(pid) })
+  // Scraped as Prometheus would, while the load runs.
+  fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) }).then(async (response) => {
+    scrapes++
+    if (!response.ok || !(await response.text()).includes('sso_attrs_')) failedScrapes++
+  }, () => { scrapes++; failedScrapes++ })
 }, 2000)
 let lastReport = Date.now()
 let lastRequests = 0
@@ -288,7 +328,9 @@ const checks = [
   { name: 'every key has a TTL', ok: withoutTtl === 0, detail: `${withoutTtl} of ${scanned} keys without a TTL at the end of the load` },
   { name: 'Redis memory back to baseline after expiry', ok: drainedKeys <= baselineKeys && Math.abs(memoryDelta) < 512 * 1024, detail: `${mib(baselineMemory)} before, ${mib(peakMemory)} / ${peakKeys} keys at the end of the load, ${mib(drainedMemory)} / ${drainedKeys} keys ${drainSeconds.toFixed(0)} s later (${memoryDelta >= 0 ? '+' : ''}${(memoryDelta / 1024).toFixed(1)} KiB)` },
   { name: 'service RSS flat', ok: rssGrowth < 0.25, detail: `median ${mib(earlyRss)} in the first third, ${mib(lateRss)} in the last (${(rssGrowth * 100).toFixed(1)} %), ${mib(finalRss)} after the drain` },
-  { name: 'no unprovoked error', ok: stats.unexpected.size === 0 && serviceErrors === 0, detail: `${[...stats.unexpected].map(([outcome, count]) => `${outcome}: ${count}`).join(', ') || 'none'} on the wire; ${serviceErrors} error lines in the service log` }
+  { name: 'no unprovoked error', ok: stats.unexpected.size === 0 && serviceErrors === 0, detail: `${[...stats.unexpected].map(([outcome, count]) => `${outcome}: ${count}`).join(', ') || 'none'} on the wire; ${serviceErrors} error lines in the service log` },
+  { name: 'repeats under an Idempotency-Key got the first answer', ok: replayMismatches === 0, detail: `${replayMismatches} repeats answered differently` },
+  { name: 'metrics scraped during the load', ok: scrapes > 0 && failedScrapes === 0, detail: `${scrapes} scrapes of /metrics, ${failedScrapes} failed` }
 ]
 log(`load: ${stats.requests} requests in ${loadSeconds.toFixed(0)} s (${(stats.requests / loadSeconds).toFixed(0)} req/s), ${stats.sessionsStarted} sessions started, ${stats.loggedOut} logged out`)
 log(`answers: ${[...stats.byOutcome].sort((a, b) => b[1] - a[1]).map(([outcome, count]) => `${outcome}: ${count}`).join(', ')}`)

@@ -83,8 +83,29 @@ function nodeOptions (options: RedisConnectionOptions): RedisOptions {
 export function createRedisClient (options: RedisConnectionOptions): RedisClient {
   const client = newRedisClient(options)
   const stopWatching = watchForStalls(client, options.commandTimeoutMs)
-  client.once('end', stopWatching)
+  const refreshMs = options.clusterOptions?.slotsRefreshInterval ?? CLUSTER_SLOTS_REFRESH_MS
+  const stopRefreshing = client instanceof Cluster && refreshMs > 0 ? refreshSlotsEvery(client, refreshMs) : () => {}
+  client.once('end', () => {
+    stopWatching()
+    stopRefreshing()
+  })
   return client
+}
+
+/**
+ * The slot map is otherwise reloaded only when a command meets MOVED or a dead node, so an
+ * instance that sat idle through a failover would send its first requests to the old master and
+ * answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's map at most
+ * that old, busy or idle (D42). Our own unref'd timer rather than ioredis' slotsRefreshInterval,
+ * whose refresh re-arms itself when it finishes after quit(), keeping a closed client's process
+ * alive for good.
+ */
+function refreshSlotsEvery (cluster: Cluster, intervalMs: number): () => void {
+  const timer = setInterval(() => {
+    if (cluster.status === 'ready') cluster.refreshSlotsCache()
+  }, intervalMs)
+  timer.unref()
+  return () => { clearInterval(timer) }
 }
 
 function newRedisClient (options: RedisConnectionOptions): RedisClient {
@@ -135,15 +156,12 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
     maxRedirections: 8,
     clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     slotsRefreshTimeout: options.connectTimeoutMs,
-    // The slot map is otherwise refreshed only when a command meets MOVED or a dead node, so an
-    // instance that sat idle through a failover would send its first requests to the old
-    // master and answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's
-    // map at most that old, busy or idle (D42; REDIS_CLUSTER_SLOTS_REFRESH_MS).
-    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
     // Node addresses come from CLUSTER SLOTS as IPs; with TLS the certificate names the
     // host, so keep it as given (no DNS round trip, SNI from the seed host).
     ...(options.tls === true ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
-    ...options.clusterOptions
+    ...options.clusterOptions,
+    // The periodic refresh is createRedisClient's own (refreshSlotsEvery).
+    slotsRefreshInterval: 0
   })
   // Without an offline queue, a command for a node whose connection is still being opened is
   // refused ("Connection is closed."): open each node's connection as soon as the node is
