@@ -190,7 +190,13 @@ async function step (session: LiveSession): Promise<void> {
     const body = { current_app: 'CRM', name, value: value() }
     const first = await send('PUT', P, session.ust, body, key)
     const again = await send('PUT', P, session.ust, body, key)
-    if (first.status !== again.status || first.json.version !== again.json.version) replayMismatches++
+    // Another worker may end the session in between (a logout of a retired session): then the
+    // repeat is refused 401 like every call on it. Anything else must be the first answer.
+    const ended = again.status === 401 && again.json.sub_status?.[0] === 'E007001'
+    if (!ended && (first.status !== again.status || first.json.version !== again.json.version)) {
+      replayMismatches++
+      if (replayMismatches <= 5) log(`  repeat answered differently: ${first.status} v${first.json.version} then ${again.status} v${again.json.version} ${JSON.stringify(again.json.sub_status ?? [])}`)
+    }
     if (first.status === 200) { session.names.add(name); session.versions.set(name, first.json.version ?? 1) }
     return
   }
@@ -315,11 +321,12 @@ const drainedMemory = await usedMemory()
 const drainSeconds = (Date.now() - drainStarted) / 1000
 const finalRss = rssOf(pid)
 
-// Invariant 3: the service's RSS is flat: the last third of the run against the first third
-// after the warm-up (garbage collection makes single samples noisy).
+// Invariant 3: the service's RSS is flat: the last third of the run against the middle third
+// (the first is the heap growing to its working size; garbage collection makes single samples
+// noisy, so medians).
 const third = Math.max(1, Math.floor(rss.length / 3))
 const median = (samples: Array<{ bytes: number }>) => samples.map((sample) => sample.bytes).sort((a, b) => a - b)[Math.floor(samples.length / 2)] ?? 0
-const earlyRss = median(rss.slice(0, third))
+const earlyRss = median(rss.slice(third, 2 * third))
 const lateRss = median(rss.slice(-third))
 const rssGrowth = earlyRss === 0 ? 0 : (lateRss - earlyRss) / earlyRss
 
@@ -327,7 +334,7 @@ const memoryDelta = drainedMemory - baselineMemory
 const checks = [
   { name: 'every key has a TTL', ok: withoutTtl === 0, detail: `${withoutTtl} of ${scanned} keys without a TTL at the end of the load` },
   { name: 'Redis memory back to baseline after expiry', ok: drainedKeys <= baselineKeys && Math.abs(memoryDelta) < 512 * 1024, detail: `${mib(baselineMemory)} before, ${mib(peakMemory)} / ${peakKeys} keys at the end of the load, ${mib(drainedMemory)} / ${drainedKeys} keys ${drainSeconds.toFixed(0)} s later (${memoryDelta >= 0 ? '+' : ''}${(memoryDelta / 1024).toFixed(1)} KiB)` },
-  { name: 'service RSS flat', ok: rssGrowth < 0.25, detail: `median ${mib(earlyRss)} in the first third, ${mib(lateRss)} in the last (${(rssGrowth * 100).toFixed(1)} %), ${mib(finalRss)} after the drain` },
+  { name: 'service RSS flat', ok: rssGrowth < 0.25, detail: `median ${mib(earlyRss)} in the middle third, ${mib(lateRss)} in the last (${(rssGrowth * 100).toFixed(1)} %), ${mib(finalRss)} after the drain` },
   { name: 'no unprovoked error', ok: stats.unexpected.size === 0 && serviceErrors === 0, detail: `${[...stats.unexpected].map(([outcome, count]) => `${outcome}: ${count}`).join(', ') || 'none'} on the wire; ${serviceErrors} error lines in the service log` },
   { name: 'repeats under an Idempotency-Key got the first answer', ok: replayMismatches === 0, detail: `${replayMismatches} repeats answered differently` },
   { name: 'metrics scraped during the load', ok: scrapes > 0 && failedScrapes === 0, detail: `${scrapes} scrapes of /metrics, ${failedScrapes} failed` }

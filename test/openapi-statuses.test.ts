@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { describe, test, type TestContext } from 'node:test'
+import { after, before, describe, test, type TestContext } from 'node:test'
 import { SignJWT } from 'jose'
 import type { App } from '../src/app.ts'
 import { StoreFullError, StoreUnavailableError } from '../src/errors.ts'
@@ -58,7 +58,7 @@ interface Apps {
   rekeyed: App
 }
 
-async function apps (t: TestContext): Promise<Apps> {
+async function apps (t: TestContext | undefined): Promise<Apps> {
   const store = new MemoryStore(STORE_LIMITS)
   const limits = { SSO_MAX_BATCH: MAX_BATCH, SSO_MAX_VALUE_BYTES: MAX_VALUE_BYTES }
   return {
@@ -217,6 +217,11 @@ async function send (app: App, request: Request) {
 }
 
 describe('openapi.yaml: each operation lists exactly the statuses it can answer', () => {
+  // One set of apps for every operation: each provocation uses a fresh session of its own.
+  let built: Apps
+  before(async () => { built = await apps(undefined) })
+  after(async () => { await Promise.all(Object.values(built).map(async (app) => { await app.close() })) })
+
   test('every documented operation has provocations, and every provocation is of a documented operation', () => {
     const ids = operations.map(({ operation }) => operation.operationId).sort()
     assert.deepEqual(Object.keys(PROVOCATIONS).sort(), ids)
@@ -228,7 +233,6 @@ describe('openapi.yaml: each operation lists exactly the statuses it can answer'
       const provocations = PROVOCATIONS[operationId] ?? {}
       assert.deepEqual(Object.keys(provocations).map(Number).sort((a, b) => a - b), documentedStatuses(documented.operation),
         'the statuses provoked here are the statuses the document lists')
-      const built = await apps(t)
       for (const [status, provoke] of Object.entries(provocations)) {
         const [appName, requests] = await provoke(await mintUst({ sid: randomUUID() }))
         let answer: Awaited<ReturnType<typeof send>> | undefined
