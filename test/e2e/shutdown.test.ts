@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { freePort, RedisServer } from '../fixtures/redis.ts'
@@ -14,6 +14,28 @@ import { assertOk, call, type Envelope, type Reply } from './http.ts'
 // flight finish, stops accepting connections, closes Redis and exits 0.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/** src/server.ts as a child process on `port`, once it answers /readyz; killed when the test ends. */
+async function startServer (t: TestContext, port: number, settings: Record<string, string>) {
+  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: serverProcessEnv(port, settings) })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const base = `http://127.0.0.1:${port}`
+  const bootStarted = performance.now()
+  for (;;) {
+    assert.equal(child.exitCode, null, `the server exited during start-up: ${output}`)
+    assert.ok(performance.now() - bootStarted < 20_000, `the server did not answer /readyz within 20 s: ${output}`)
+    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((response) => response.status, () => 0)
+    if (ready === 200) break
+    await sleep(100)
+  }
+  return { child, base, exited, bootMs: performance.now() - bootStarted, output: () => output }
+}
 const IN_FLIGHT = 50
 const EXIT_BOUND_MS = 10_000
 
@@ -96,35 +118,14 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
   t.after(() => redis.close())
   const port = await freePort()
   const prefix = `e2e-shutdown-${randomBytes(4).toString('hex')}:`
-  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: serverProcessEnv(port, {
-      LOG_LEVEL: 'silent',
-      SSO_STORE: 'redis',
-      REDIS_URL: redis.url,
-      REDIS_COMMAND_TIMEOUT_MS: '500',
-      SSO_KEY_PREFIX: prefix
-    })
+  const server = await startServer(t, port, {
+    LOG_LEVEL: 'silent',
+    SSO_STORE: 'redis',
+    REDIS_URL: redis.url,
+    REDIS_COMMAND_TIMEOUT_MS: '500',
+    SSO_KEY_PREFIX: prefix
   })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-
-  const base = `http://127.0.0.1:${port}`
-  const bootStarted = performance.now()
-  for (;;) {
-    assert.equal(child.exitCode, null, `the server exited during start-up: ${output}`)
-    assert.ok(performance.now() - bootStarted < 20_000, `the server did not answer /readyz within 20 s: ${output}`)
-    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((response) => response.status, () => 0)
-    if (ready === 200) break
-    await sleep(100)
-  }
-  const bootMs = performance.now() - bootStarted
+  const { child, base, exited, bootMs } = server
   const ust = await mintUst()
   assertOk(await call(base, 'GET', '/sso/session/attr?current_app=CRM&name=none', { ust }), 'a GET before the shutdown')
 
@@ -155,8 +156,8 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
 
   const exit = await Promise.race([exited, sleep(EXIT_BOUND_MS, undefined, { ref: false }).then(() => undefined)])
   const exitMs = performance.now() - signalledAt
-  assert.ok(exit !== undefined, `the process did not exit within ${EXIT_BOUND_MS} ms of SIGTERM: ${output}`)
-  assert.deepEqual(exit, { code: 0, signal: null }, output)
+  assert.ok(exit !== undefined, `the process did not exit within ${EXIT_BOUND_MS} ms of SIGTERM: ${server.output()}`)
+  assert.deepEqual(exit, { code: 0, signal: null }, server.output())
   assert.equal(await refused(port), true, 'nothing listens after the exit')
 
   // Every drained write reached Redis before the connection to it was closed.
@@ -173,27 +174,8 @@ test('SIGTERM drains 50 in-flight requests, refuses new connections and exits 0'
 
 test('a request that arrives on a kept-alive connection during the drain gets the 503 envelope and Connection: close', { timeout: 60_000 }, async (t) => {
   const port = await freePort()
-  const child = spawn(process.execPath, [...RUN_TYPESCRIPT, 'src/server.ts'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: serverProcessEnv(port, { LOG_LEVEL: 'silent', SSO_STORE: 'memory' })
-  })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const base = `http://127.0.0.1:${port}`
-  const bootStarted = performance.now()
-  for (;;) {
-    assert.equal(child.exitCode, null, `the server exited during start-up: ${output}`)
-    assert.ok(performance.now() - bootStarted < 20_000, `the server did not answer /readyz within 20 s: ${output}`)
-    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((response) => response.status, () => 0)
-    if (ready === 200) break
-    await sleep(100)
-  }
+  const server = await startServer(t, port, { LOG_LEVEL: 'silent', SSO_STORE: 'memory' })
+  const { child, exited } = server
 
   // One connection, kept alive: the second request waits for it and goes out on it after the first.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -224,5 +206,5 @@ test('a request that arrives on a kept-alive connection during the drain gets th
   assert.equal(reply.headers['x-cid'], reply.body.cid)
 
   const exit = await Promise.race([exited, sleep(EXIT_BOUND_MS, undefined, { ref: false }).then(() => undefined)])
-  assert.deepEqual(exit, { code: 0, signal: null }, output)
+  assert.deepEqual(exit, { code: 0, signal: null }, server.output())
 })
