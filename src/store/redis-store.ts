@@ -224,7 +224,7 @@ export class RedisStore implements Store {
     if (client instanceof Cluster) {
       await Promise.race([
         new Promise<void>((resolve) => { client.refreshSlotsCache(() => { resolve() }) }),
-        sleep(leftMs)
+        sleep(leftMs, undefined, { ref: false })
       ])
     }
     return await this.#runConnecting(call, client, leftMs, false)
