@@ -201,6 +201,24 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
       assert.deepEqual(error.details?.map((detail) => detail.path), ['/value'])
     })
 
+    test('415 E008001: a body sent as another media type', async () => {
+      const client = clientFor(await mintUst())
+      const refused = await client.PUT(P, { body: { current_app: 'CRM', name: 'a', value: 1 }, headers: { 'content-type': 'text/plain' } })
+      assertError(refused, 415, 'E008001')
+      assert.equal((await client.GET(`${P}/exists`, { params: { query: { current_app: 'CRM', name: 'a' } } })).data?.result, false, 'nothing stored')
+    })
+
+    test('422 E011008: an Idempotency-Key reused for another request; its repeat replays the first answer', async () => {
+      const client = clientFor(await mintUst())
+      const header = { 'idempotency-key': `k-${Date.now()}` }
+      const first = await client.PUT(P, { params: { header }, body: { current_app: 'CRM', name: 'a', value: 1 } })
+      assert.equal(first.data?.version, 1)
+      const repeat = await client.PUT(P, { params: { header }, body: { current_app: 'CRM', name: 'a', value: 1 } })
+      assert.equal(repeat.data?.version, 1, 'the repeat wrote nothing')
+      assertError(await client.PUT(P, { params: { header }, body: { current_app: 'CRM', name: 'a', value: 2 } }), 422, 'E011008')
+      assert.equal((await client.GET(P, { params: { query: { current_app: 'CRM', name: 'a' } } })).data?.value, 1)
+    })
+
     test('429 E011002: over the rate limit, with Retry-After', async () => {
       const client = clientFor(await mintUst({ sub: `greedy-${Date.now()}` }))
       const first = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
