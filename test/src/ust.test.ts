@@ -95,8 +95,8 @@ describe('createUstVerifier with an HS256 secret', () => {
     assert.notEqual(otherIssuer.sessionId, a1.sessionId)
     assert.equal(otherIssuer.issuer, 'https://other-idp.test')
     // The id is opaque: neither the sid nor the issuer shows through.
-    assert.doesNotMatch(a1.sessionId, /idp\.test/)
-    assert.match(a1.sessionId, /^[A-Za-z0-9_-]{22}$/)
+    assert.doesNotMatch(a1.sessionId!, /idp\.test/)
+    assert.match(a1.sessionId!, /^[A-Za-z0-9_-]{22}$/)
   })
 
   test('a token signed with another secret is E007001', async () => {
@@ -155,8 +155,10 @@ describe('createUstVerifier with an HS256 secret', () => {
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { subject: '' })))
   })
 
-  test('a missing, empty or non-string sid is E007001', async () => {
-    await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: undefined } })))
+  test('an empty or non-string sid is E007001; a missing one leaves the identity without a session (user attributes only)', async () => {
+    const sessionless = await secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: undefined } }))
+    assert.equal(sessionless.sessionId, undefined)
+    assert.equal(sessionless.subject, 'alice')
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: '' } })))
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: 42 } })))
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: { id: 'x' } } })))
@@ -166,7 +168,7 @@ describe('createUstVerifier with an HS256 secret', () => {
     const verifier = secretVerifier({ sessionClaim: 'session_state' })
     const identity = await verifier.verify(await token(SECRET_BYTES, { claims: { sid: undefined, session_state: 'kc-1' } }))
     assert.equal(identity.sessionId, sessionIdOf(ISSUER, 'kc-1'))
-    await assertRejected(verifier.verify(await token(SECRET_BYTES, { claims: { sid: 'kc-1' } })))
+    assert.equal((await verifier.verify(await token(SECRET_BYTES, { claims: { sid: 'kc-1' } }))).sessionId, undefined, 'sid is not the session claim here')
   })
 
   test('roles at a dotted claim path (realm_access.roles) and isSuperUser', async () => {
@@ -345,7 +347,7 @@ describe('the verified-token cache', () => {
     const [header, payload, signature] = jwt.split('.')
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>
     assert.equal(verifier.cached(`${header!}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${signature!}`), undefined)
-    verifier.forget({ sessionId: identity.sessionId })
+    verifier.forget({ sessionId: identity.sessionId! })
     assert.equal(verifier.cached(jwt), undefined, 'forgotten with its session')
     assert.strictEqual((await verifier.verify(jwt)).sessionId, identity.sessionId)
     now += 31_000
