@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
 import { AppError } from './errors.ts'
 import { isKeySourceOutage, type VerificationKeys } from './key-source.ts'
 import { COMPACT_JWS, MAX_UST_LENGTH, normalizedTyp, TOKEN_KIND_NAMES, tokenKindOf } from './ust.ts'
@@ -41,7 +41,8 @@ export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions) 
     algorithms: options.keys.algorithms,
     clockTolerance: options.clockToleranceSeconds,
     maxTokenAge: options.maxAgeSeconds,
-    requiredClaims: ['iat', 'jti']
+    // jti is checked after the kind: an ID token (which has none) is refused as an ID token.
+    requiredClaims: ['iat']
   }
   if (options.issuer !== undefined) verifyOptions.issuer = options.issuer
   if (options.audience !== undefined) verifyOptions.audience = options.audience
@@ -50,22 +51,28 @@ export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions) 
   return async function verifyLogoutToken (token: string): Promise<LogoutClaims> {
     if (token.length === 0 || token.length > MAX_UST_LENGTH) throw invalid('missing or too long')
     if (!COMPACT_JWS.test(token)) throw invalid('not a compact JWS')
-    let payload: JWTPayload
     let header: ProtectedHeaderParameters
+    try {
+      header = decodeProtectedHeader(token)
+    } catch {
+      throw invalid('signature or format check failed')
+    }
+    // A declared type other than a logout token's is refused as what it says it is, before
+    // its claims are checked against a logout token's rules (RFC 8725 §3.11).
+    const typ = normalizedTyp(header)
+    if (typ !== undefined && typ !== 'logout+jwt' && typ !== 'jwt') {
+      throw invalid(`${TOKEN_KIND_NAMES[tokenKindOf(header) === 'access_token' ? 'access_token' : 'other']} is not a logout token`)
+    }
+    let payload: JWTPayload
     try {
       const result = typeof key === 'function'
         ? await jwtVerify(token, key, verifyOptions)
         : await jwtVerify(token, key, verifyOptions)
       payload = result.payload
-      header = result.protectedHeader
     } catch (error) {
       if (isKeySourceOutage(error)) throw new AppError('E011003', 'Token keys are unavailable')
       if (error instanceof joseErrors.JOSEError) throw invalid(error.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? (error as joseErrors.JWTClaimValidationFailed).claim + ' claim check failed' : 'signature or format check failed')
       throw invalid('cannot be verified')
-    }
-    const typ = normalizedTyp(header)
-    if (typ !== undefined && typ !== 'logout+jwt' && typ !== 'jwt') {
-      throw invalid(`${TOKEN_KIND_NAMES[tokenKindOf(header, payload) === 'access_token' ? 'access_token' : 'other']} is not a logout token`)
     }
     const events = payload.events
     if (events === undefined) throw invalid(`no events claim: ${TOKEN_KIND_NAMES.id_token} (a UST) is not a logout token`)
