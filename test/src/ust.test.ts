@@ -361,3 +361,48 @@ describe('the verified-token cache', () => {
     await assertRejected(verifier.verify(bad))
   })
 })
+
+describe('createUstVerifier: token types (RFC 8725 §3.11-3.12, RFC 9068)', () => {
+  const RESOURCE = 'urn:sso-attrs:api'
+  async function typed (typ: string | undefined, audience: string, claims: JWTPayload = {}): Promise<string> {
+    const jwt = new SignJWT({ sid: 'session-1', ...claims })
+      .setProtectedHeader({ alg: 'HS256', ...(typ !== undefined ? { typ } : {}) })
+      .setIssuedAt().setIssuer(ISSUER).setAudience(audience).setSubject('alice').setExpirationTime(nowSeconds() + 600)
+    return await jwt.sign(SECRET_BYTES)
+  }
+  const message = async (promise: Promise<unknown>): Promise<string> => {
+    try {
+      await promise
+    } catch (error) {
+      assert.ok(error instanceof AppError)
+      assert.equal(error.code, 'E007001')
+      return error.message
+    }
+    assert.fail('accepted')
+  }
+
+  test('an ID token (no typ, or JWT) is judged by the client ids, an access token (at+jwt, application/at+jwt) by the resources', async () => {
+    const verifier = secretVerifier({ resource: RESOURCE, cacheSize: 0 })
+    assert.equal((await verifier.verify(await typed(undefined, AUDIENCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('JWT', AUDIENCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('at+jwt', RESOURCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('application/AT+JWT', RESOURCE))).subject, 'alice')
+    assert.match(await message(verifier.verify(await typed('at+jwt', AUDIENCE))), /access token's aud names no resource in SSO_RESOURCE/)
+    assert.match(await message(verifier.verify(await typed(undefined, RESOURCE))), /ID token's aud names no client id in SSO_AUDIENCE/)
+  })
+
+  test('logout tokens (typed, or untyped with events) and other declared types are never USTs', async () => {
+    const verifier = secretVerifier({ cacheSize: 0 })
+    assert.match(await message(verifier.verify(await typed('logout+jwt', AUDIENCE))), /logout token is not a UST/)
+    assert.match(await message(verifier.verify(await typed(undefined, AUDIENCE, { events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }))), /logout token is not a UST/)
+    assert.match(await message(verifier.verify(await typed('dpop+jwt', AUDIENCE))), /another type/)
+  })
+
+  test('SSO_TOKEN_TYPES: a kind left out is refused, saying which setting', async () => {
+    const idOnly = secretVerifier({ tokenTypes: ['id_token'], resource: RESOURCE })
+    assert.match(await message(idOnly.verify(await typed('at+jwt', RESOURCE))), /access token \(typ at\+jwt\) is not accepted as a UST here \(SSO_TOKEN_TYPES=id_token\)/)
+    const accessOnly = secretVerifier({ tokenTypes: ['access_token'], resource: RESOURCE })
+    assert.match(await message(accessOnly.verify(await typed(undefined, AUDIENCE))), /ID token is not accepted as a UST here \(SSO_TOKEN_TYPES=access_token\)/)
+    assert.equal((await accessOnly.verify(await typed('at+jwt', RESOURCE))).subject, 'alice')
+  })
+})
