@@ -5,7 +5,7 @@ import { createLogoutTokenVerifier, type LogoutClaims } from '../src/logout-toke
 import { SessionLifecycle } from '../src/session-lifecycle.ts'
 import { listOf } from '../src/config.ts'
 import type { Settings } from '../src/settings.ts'
-import { verificationKeys } from '../src/key-source.ts'
+import { DEFAULT_REMOTE_KEY_SET_OPTIONS, verificationKeys } from '../src/key-source.ts'
 import { createUstVerifier } from '../src/ust.ts'
 import { ValueCipher } from '../src/value-cipher.ts'
 
@@ -26,7 +26,7 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   const { config } = settings
   // One key set for every verifier: a key the provider has just made current is fetched once, for both.
   const keys = verificationKeys(settings.keySource, {
-    timeoutMs: 2000,
+    timeoutMs: DEFAULT_REMOTE_KEY_SET_OPTIONS.timeoutMs,
     refetchIntervalMs: config.SSO_JWKS_REFETCH_INTERVAL_MS,
     maxAgeMs: config.SSO_JWKS_MAX_AGE * 1000,
     onFetch: (outcome) => {

@@ -153,9 +153,6 @@ function rolesOf (payload: JWTPayload, path: string): string[] {
   return []
 }
 
-/** @deprecated kept for callers of the old name: the keys of a source (src/key-source.ts). */
-export const keyResolver = (source: KeySource): VerificationKeys => verificationKeys(source)
-
 function unaccepted (kind: TokenKind, options: Pick<UstVerifierOptions, 'tokenTypes'>): AppError {
   const name = TOKEN_KIND_NAMES[kind]
   const message = kind === 'id_token' || kind === 'access_token'
