@@ -58,7 +58,7 @@ export interface RemoteKeySet extends JWTVerifyGetKey {
  */
 export function createRemoteKeySet (url: URL, options: RemoteKeySetOptions = DEFAULT_REMOTE_KEY_SET_OPTIONS): RemoteKeySet {
   let keys: JWTVerifyGetKey | undefined
-  let fingerprint: string | undefined
+  let knownKeys = new Set<string>()
   let keysFetchedAt = -Infinity
   let started = 0
   let latest: { sequence: number, startedAt: number, done: Promise<void> } | undefined
@@ -99,8 +99,11 @@ export function createRemoteKeySet (url: URL, options: RemoteKeySetOptions = DEF
     } catch (error) {
       throw new KeySourceUnavailable('JWKS response is not a key set', { cause: error })
     }
-    latestChanged = text !== fingerprint
-    fingerprint = text
+    // "Changed" means a key not in the previous set: a provider that serves its keys in
+    // another order, or drops one, has not rotated, and must not lift the rate bound.
+    const published = new Set((jwks as JSONWebKeySet).keys.map((key) => JSON.stringify(key)))
+    latestChanged = [...published].some((key) => !knownKeys.has(key))
+    knownKeys = published
     keys = next
     keysFetchedAt = startedAt
   }

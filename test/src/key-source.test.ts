@@ -29,10 +29,12 @@ interface Endpoint {
   published: Key[]
   mode: 'up' | 'down' | 'hang'
   requests: number
+  /** Serve the keys in another order on every request. */
+  reorder: boolean
 }
 
 async function jwksEndpoint (t: TestContext, published: Key[]): Promise<Endpoint> {
-  const endpoint: Endpoint = { url: new URL('http://127.0.0.1/'), published, mode: 'up', requests: 0 }
+  const endpoint: Endpoint = { url: new URL('http://127.0.0.1/'), published, mode: 'up', requests: 0, reorder: false }
   const server: Server = createServer((_request, response) => {
     endpoint.requests++
     if (endpoint.mode === 'hang') return
@@ -40,7 +42,9 @@ async function jwksEndpoint (t: TestContext, published: Key[]): Promise<Endpoint
       response.writeHead(503).end()
       return
     }
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: endpoint.published.map((key) => key.jwk) }))
+    const keys = endpoint.published.map((key) => key.jwk)
+    if (endpoint.reorder && endpoint.requests % 2 === 0) keys.reverse()
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   endpoint.url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`)
@@ -93,8 +97,15 @@ describe('createRemoteKeySet', () => {
     assert.deepEqual(results, tokens.map((_, index) => index % 2 === 0))
   })
 
-  test('a flood of made-up kids costs one fetch per interval, not one per token', async (t) => {
-    const endpoint = await jwksEndpoint(t, [await newKey('k0')])
+  for (const reorder of [false, true]) {
+    test(`a flood of made-up kids costs one fetch per interval, not one per token${reorder ? ' (a JWKS served in another order each time is no rotation)' : ''}`, async (t) => {
+      await flood(t, reorder)
+    })
+  }
+
+  async function flood (t: TestContext, reorder: boolean): Promise<void> {
+    const endpoint = await jwksEndpoint(t, [await newKey('k0'), await newKey('k1')])
+    endpoint.reorder = reorder
     const keySet = createRemoteKeySet(endpoint.url, OPTIONS)
     const key = endpoint.published[0]!
     assert.equal(await verifies(keySet, await tokenUnder(key, 'k0')), true)
@@ -109,7 +120,7 @@ describe('createRemoteKeySet', () => {
     // 1 s at one fetch per 300 ms after the first unchanged one: at most 1 + ceil(1000 / 300).
     assert.ok(fetches <= 5, `${fetches} fetches for ${refused} made-up kids in 1 s`)
     assert.ok(refused >= 20, `${refused} refused`)
-  })
+  }
 
   test('the endpoint down: an unknown kid is KeySourceUnavailable (never a verdict on the token), known kids keep verifying', async (t) => {
     const endpoint = await jwksEndpoint(t, [await newKey('k0')])
