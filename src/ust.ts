@@ -177,7 +177,10 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     id_token: rulesOf(options.audience),
     access_token: rulesOf(options.resource ?? options.audience)
   }
-  const audienceSetting: Record<UstType, string> = { id_token: 'a client id in SSO_AUDIENCE', access_token: 'a resource in SSO_RESOURCE' }
+  const wrongAudience: Record<UstType, string> = {
+    id_token: 'The ID token\'s aud names no client id in SSO_AUDIENCE',
+    access_token: 'The access token\'s aud names no resource in SSO_RESOURCE'
+  }
   // Keyed by the signature, the token's last segment: hashing the whole token (hundreds of
   // characters, a new string on every request) cost more than the rest of a cache hit. The
   // entry keeps the whole token, and a hit must match it exactly.
@@ -212,7 +215,7 @@ export function createUstVerifier (options: UstVerifierOptions): UstVerifier {
     } catch (error) {
       if (isKeySourceOutage(error)) throw new AppError('E011003', 'Token keys are unavailable', undefined, 503)
       if (error instanceof joseErrors.JWTClaimValidationFailed && error.claim === 'aud') {
-        throw new AppError('E007001', `The ${kind === 'id_token' ? 'ID' : 'access'} token's aud names no ${audienceSetting[kind].slice(2)}`)
+        throw new AppError('E007001', wrongAudience[kind])
       }
       throw new AppError('E007001')
     }
