@@ -3,8 +3,10 @@ import { AccessPolicy, type Access } from '../src/access.ts'
 import { AttributeService } from '../src/attribute-service.ts'
 import { createLogoutTokenVerifier, type LogoutClaims } from '../src/logout-token.ts'
 import { SessionLifecycle } from '../src/session-lifecycle.ts'
+import { listOf } from '../src/config.ts'
 import type { Settings } from '../src/settings.ts'
-import { createUstVerifier, keyResolver } from '../src/ust.ts'
+import { DEFAULT_REMOTE_KEY_SET_OPTIONS, verificationKeys } from '../src/key-source.ts'
+import { createUstVerifier } from '../src/ust.ts'
 import { ValueCipher } from '../src/value-cipher.ts'
 
 declare module 'fastify' {
@@ -22,10 +24,22 @@ declare module 'fastify' {
 
 export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   const { config } = settings
+  // One key set for every verifier: a key the provider has just made current is fetched once, for both.
+  const keys = verificationKeys(settings.keySource, {
+    timeoutMs: DEFAULT_REMOTE_KEY_SET_OPTIONS.timeoutMs,
+    refetchIntervalMs: config.SSO_JWKS_REFETCH_INTERVAL_MS,
+    maxAgeMs: config.SSO_JWKS_MAX_AGE * 1000,
+    onFetch: (outcome) => {
+      if (!outcome.ok) fastify.log.warn({ err: outcome.error, ms: Math.round(outcome.ms) }, 'JWKS fetch failed')
+      else if (outcome.changed) fastify.log.info({ ms: Math.round(outcome.ms) }, 'JWKS fetched: new keys')
+    }
+  })
   const verifier = createUstVerifier({
-    keySource: settings.keySource,
+    keySource: keys,
     issuer: settings.issuer,
     audience: settings.audience,
+    resource: settings.resource,
+    tokenTypes: settings.tokenTypes,
     sessionClaim: config.SSO_SESSION_CLAIM,
     userClaim: config.SSO_USER_CLAIM,
     rolesClaim: config.SSO_ROLES_CLAIM,
@@ -60,9 +74,9 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
     }).finally(() => done(null, payload))
   })
   fastify.decorate('verifyLogoutToken', createLogoutTokenVerifier({
-    keys: keyResolver(settings.keySource),
+    keys,
     issuer: settings.issuer,
-    audience: config.SSO_LOGOUT_AUDIENCE ?? settings.audience,
+    audience: config.SSO_LOGOUT_AUDIENCE !== undefined ? listOf(config.SSO_LOGOUT_AUDIENCE) : settings.audience,
     sessionClaim: 'sid',
     maxAgeSeconds: config.SSO_LOGOUT_MAX_AGE,
     clockToleranceSeconds: config.SSO_CLOCK_TOLERANCE

@@ -23,7 +23,7 @@ const backchannelLogoutRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['sessions'],
       operationId: 'backchannelLogout',
       summary: 'OpenID Connect Back-Channel Logout',
-      description: 'Called by the identity provider. A logout token with `sid` ends that session; one with only `sub` ends every session of the user. The session\'s attributes are purged at once and its USTs get 401 E007001 from then on. A bad token, or one seen before (`jti`), is 400.',
+      description: 'Called by the identity provider. A logout token with `sid` ends that session; one with only `sub` ends every session of the user. The session\'s attributes are purged at once and its USTs get 401 E007001 from then on. A bad token, one seen before (`jti`), or a token of another type (an ID token or an access token) is 400; when the keys cannot be had (a new signing key and the JWKS endpoint down) it is 503 E011003, for the provider to retry.',
       consumes: ['application/x-www-form-urlencoded'],
       security: [],
       body: LogoutTokenBodySchema,

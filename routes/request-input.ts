@@ -1,5 +1,5 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify'
-import type { Access, AccessRequest } from '../src/access.ts'
+import type { AccessRequest, SessionAccess } from '../src/access.ts'
 import type { IdempotencyRequest, NameSpec } from '../src/attribute-service.ts'
 import { accessEntry, type AuditEntry, type AuditOperation } from '../src/audit.ts'
 import { bearerToken } from '../src/bearer-token.ts'
@@ -145,7 +145,7 @@ function headerCount (request: FastifyRequest, name: string): number {
 }
 
 /** The request's fields, who calls and on which session; starts the request's audit entry. */
-export async function authorize (fastify: FastifyInstance, request: FastifyRequest, operation: AuditOperation): Promise<{ fields: Fields, access: Access, audit: AuditEntry }> {
+export async function authorize (fastify: FastifyInstance, request: FastifyRequest, operation: AuditOperation): Promise<{ fields: Fields, access: SessionAccess, audit: AuditEntry }> {
   const fields = mergedFields(request)
   const input = accessRequest(fields)
   const access = await fastify.access.authorize(input, request.verifiedCaller ?? undefined)

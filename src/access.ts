@@ -1,6 +1,6 @@
 import { AppError } from './errors.ts'
 import { sessionOwner, userOwner, type Owner } from './store/types.ts'
-import { userIdOf, type Identity, type UstVerifier } from './ust.ts'
+import { requireSession, userIdOf, type Identity, type SessionIdentity, type UstVerifier } from './ust.ts'
 
 export interface AccessRequest {
   currentUst: string
@@ -27,8 +27,11 @@ export interface Access {
   onBehalf: boolean
 }
 
+/** Access to session attributes: caller and target both name a session. */
+export type SessionAccess = Access & { caller: SessionIdentity, target: SessionIdentity }
+
 /** The session of a token as an attribute owner, made once per (cached) identity. */
-export function sessionOwnerOf (identity: Identity): Owner {
+export function sessionOwnerOf (identity: SessionIdentity): Owner {
   identity.sessionOwner ??= sessionOwner(identity.sessionId)
   return identity.sessionOwner
 }
@@ -64,13 +67,15 @@ export class AccessPolicy {
     return this.#verifier.cached(ust)
   }
 
-  async authorize (request: AccessRequest, verifiedCaller?: Identity | Promise<Identity>): Promise<Access> {
+  async authorize (request: AccessRequest, verifiedCaller?: Identity | Promise<Identity>): Promise<SessionAccess> {
     const caller = await (verifiedCaller ?? this.#verifier.verify(request.currentUst))
     if (!this.#apps.has(request.currentApp)) throw new AppError('E004001')
+    requireSession(caller, this.#verifier.sessionClaim)
     if (request.targetUst === undefined || request.targetUst === request.currentUst) {
       return { caller, target: caller, owner: sessionOwnerOf(caller), onBehalf: false }
     }
     const target = await this.#verifier.verify(request.targetUst)
+    requireSession(target, this.#verifier.sessionClaim)
     const sameUser = target.issuer === caller.issuer && target.subject === caller.subject
     if (!sameUser && !caller.isSuperUser) throw new AppError('E005001')
     if (target.sessionId !== caller.sessionId && await this.#isSessionEnded(caller.sessionId)) {
@@ -92,7 +97,8 @@ export class AccessPolicy {
     const targetUser = request.targetUser ?? caller.user
     const self = targetUser === caller.user
     if (!self && !caller.isSuperUser) throw new AppError('E005001')
-    if (await this.#isSessionEnded(caller.sessionId)) throw new AppError('E007001', 'Session has ended')
+    // A token without a session claim has no session to have ended; a logout by sub still ends it (admitSession).
+    if (caller.sessionId !== undefined && await this.#isSessionEnded(caller.sessionId)) throw new AppError('E007001', 'Session has ended')
     let owner: Owner
     if (self) owner = caller.userOwner ??= userOwner(userIdOf(caller.issuer, caller.user))
     else owner = userOwner(userIdOf(caller.issuer, targetUser))

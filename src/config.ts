@@ -32,12 +32,16 @@ export const ConfigSchema = Type.Object({
   SSO_IDEMPOTENCY_TTL: Type.Integer({ default: 86400, minimum: 1, maximum: 2592000, description: 'Seconds the outcome of a write or delete sent with an Idempotency-Key is kept, so that a retry with the same key gets the same answer without writing again.' }),
   REDIS_CLUSTER_SLOTS_REFRESH_MS: Type.Integer({ default: 1000, minimum: 0, description: 'On a Cluster, reload the slot map this often even without traffic, so that an idle instance learns of a failover before its next request. 0: only when a command meets a moved slot or an unreachable master.' }),
   SSO_KEY_PREFIX: Type.String({ default: 'sso-attrs:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key (no braces: they would break cluster hash tags).' }),
-  SSO_JWKS_URL: Type.Optional(Type.String({ description: 'Remote JWKS to verify USTs (cached, refreshed on unknown `kid`).' })),
+  SSO_JWKS_URL: Type.Optional(Type.String({ description: 'Remote JWKS to verify USTs and logout tokens: one cache for both; a token with an unknown `kid` waits for a refetch (see `SSO_JWKS_REFETCH_INTERVAL_MS`), a JWKS that cannot be had is 503 E011003.' })),
+  SSO_JWKS_REFETCH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60000, description: 'After a JWKS fetch that brought no new keys (or failed), the next fetch for an unknown `kid` waits until this long after it: a flood of made-up `kid`s costs one fetch per interval. A fetch that brought new keys (a rotation) lets the next start at once.' }),
+  SSO_JWKS_MAX_AGE: Type.Integer({ default: 600, minimum: 2, maximum: 86400, description: 'Seconds a fetched JWKS is used: refreshed in the background after half of it, never used past it, so a key removed at the identity provider stops verifying within this time.' }),
   SSO_JWKS_FILE: Type.Optional(Type.String({ description: 'Local JWKS file to verify USTs.' })),
   SSO_JWT_SECRET: Type.Optional(Type.String({ description: 'HS256 secret to verify USTs (at least 32 bytes).' })),
   SSO_ISSUER: Type.Optional(Type.String({ description: 'Required `iss` of USTs. Required in production.' })),
-  SSO_AUDIENCE: Type.Optional(Type.String({ description: 'When set, `aud` of USTs must contain it.' })),
-  SSO_SESSION_CLAIM: Type.String({ default: 'sid', minLength: 1, description: 'Claim that identifies the session.' }),
+  SSO_AUDIENCE: Type.Optional(Type.String({ description: 'Comma-separated client ids: when set, the `aud` of an ID token must contain one of them.' })),
+  SSO_RESOURCE: Type.Optional(Type.String({ description: 'Comma-separated resource identifiers: the `aud` of an access token (`typ: at+jwt`, RFC 9068) must contain one of them; default `SSO_AUDIENCE`.' })),
+  SSO_TOKEN_TYPES: Type.String({ default: 'id_token,access_token', pattern: '^\\s*(id_token|access_token)\\s*(,\\s*(id_token|access_token)\\s*)*$', description: 'Which tokens are USTs: `id_token` (no `typ` or `JWT`; `aud` = a client id of `SSO_AUDIENCE`), `access_token` (`typ: at+jwt`; `aud` = a resource of `SSO_RESOURCE`), or both. A logout token is never a UST.' }),
+  SSO_SESSION_CLAIM: Type.String({ default: 'sid', minLength: 1, description: 'Claim that identifies the session. Session attributes need it (401 E007001 without); user attributes need only `sub`.' }),
   SSO_ROLES_CLAIM: Type.String({ default: 'roles', minLength: 1, description: 'Claim path of the roles list; dotted paths such as `realm_access.roles` work.' }),
   SSO_SUPERUSER_ROLE: Type.String({ default: 'sso:super-user', minLength: 1, description: 'Role that may touch other users\' sessions.' }),
   SSO_APPS: Type.Optional(Type.String({ description: 'Comma-separated allowed values of `current_app`. Required in production.' })),
@@ -110,8 +114,13 @@ export function parseHostPorts (name: string, spec: string): HostPort[] {
   })
 }
 
+/** The entries of a comma-separated setting. */
+export function listOf (value: string | undefined): string[] {
+  return (value ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+}
+
 export function appList (config: Config): string[] {
-  return (config.SSO_APPS ?? '').split(',').map((app) => app.trim()).filter((app) => app !== '')
+  return listOf(config.SSO_APPS)
 }
 
 export interface EncryptionKey {
@@ -153,6 +162,8 @@ export function checkConfig (config: Config): string[] {
   if (config.SSO_JWKS_URL !== undefined && !/^https?:\/\//.test(config.SSO_JWKS_URL)) {
     problems.push('SSO_JWKS_URL must be an http(s) URL')
   }
+  const tokenTypes = listOf(config.SSO_TOKEN_TYPES)
+  if (tokenTypes.length !== new Set(tokenTypes).size) problems.push('SSO_TOKEN_TYPES names a type twice')
   if (config.SSO_SESSION_IDLE_TTL > config.SSO_SESSION_MAX_TTL) {
     problems.push('SSO_SESSION_IDLE_TTL must not exceed SSO_SESSION_MAX_TTL')
   }

@@ -37,13 +37,15 @@ export class SessionLifecycle {
    * is caught here and ends the session after all.
    */
   async recordUse (identity: Identity): Promise<void> {
-    if (identity.indexed === true) return
+    // A token without a session claim (user attributes only) has no session to index.
+    if (identity.indexed === true || identity.sessionId === undefined) return
+    const { sessionId } = identity
     try {
-      await this.#store.indexSession(identity.userId, identity.sessionId, identity.issuedAt, identity.expiresAt)
+      await this.#store.indexSession(identity.userId, sessionId, identity.issuedAt, identity.expiresAt)
       identity.indexed = true
     } catch (error) {
       if (!(error instanceof SessionEndedError)) throw error
-      await this.endSession(identity.sessionId)
+      await this.endSession(sessionId)
     }
   }
 

@@ -1,6 +1,7 @@
-import { appList, checkConfig, ConfigError, isProduction, parseEncryptionKeys, storeKind, type Config, type EncryptionKey } from './config.ts'
+import { appList, checkConfig, listOf, ConfigError, isProduction, parseEncryptionKeys, storeKind, type Config, type EncryptionKey } from './config.ts'
 import { DEV_AUDIENCE, DEV_ISSUER, loadOrCreateDevKeys, type DevKeys } from './dev-issuer.ts'
-import type { KeySource } from './ust.ts'
+import type { KeySource } from './key-source.ts'
+import { UST_TYPES, type UstType } from './ust.ts'
 
 /** The configuration with every development default applied: what the app runs on. */
 export interface Settings {
@@ -8,7 +9,12 @@ export interface Settings {
   store: 'redis' | 'memory'
   keySource: KeySource
   issuer: string | undefined
-  audience: string | undefined
+  /** The client ids an ID token's `aud` must name one of (SSO_AUDIENCE); undefined: any. */
+  audience: string[] | undefined
+  /** The resources an access token's `aud` must name one of (SSO_RESOURCE, default the client ids). */
+  resource: string[] | undefined
+  /** Which tokens are USTs (SSO_TOKEN_TYPES). */
+  tokenTypes: UstType[]
   apps: string[]
   encryptionKeys: EncryptionKey[]
   devKeys: DevKeys | undefined
@@ -36,7 +42,9 @@ export async function resolveSettings (config: Config): Promise<Settings> {
 
   const devIssuer = keySource.kind === 'jwks' && devKeys !== undefined
   const issuer = config.SSO_ISSUER ?? (devIssuer ? DEV_ISSUER : undefined)
-  const audience = config.SSO_AUDIENCE ?? (devIssuer ? DEV_AUDIENCE : undefined)
+  const audience = config.SSO_AUDIENCE !== undefined ? listOf(config.SSO_AUDIENCE) : (devIssuer ? [DEV_AUDIENCE] : undefined)
+  const resource = config.SSO_RESOURCE !== undefined ? listOf(config.SSO_RESOURCE) : audience
+  const tokenTypes = UST_TYPES.filter((type) => listOf(config.SSO_TOKEN_TYPES).includes(type))
   if (issuer === undefined) devDefaults.push('SSO_ISSUER unset: tokens of any issuer are accepted')
 
   let apps = appList(config)
@@ -55,5 +63,5 @@ export async function resolveSettings (config: Config): Promise<Settings> {
   const store = storeKind(config)
   if (store === 'memory') devDefaults.push('store: embedded in-process memory (data is lost on restart; set REDIS_URL for Redis)')
 
-  return { config, store, keySource, issuer, audience, apps, encryptionKeys, devKeys, devDefaults }
+  return { config, store, keySource, issuer, audience, resource, tokenTypes, apps, encryptionKeys, devKeys, devDefaults }
 }

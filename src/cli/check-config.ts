@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseEnv } from 'node:util'
-import { appList, ConfigError, ConfigSchema, isProduction, loadConfig, parseEncryptionKeys, storeKind, type Config } from '../config.ts'
+import { appList, ConfigError, ConfigSchema, isProduction, listOf, loadConfig, parseEncryptionKeys, storeKind, type Config } from '../config.ts'
 import { EX_CONFIG, UsageError, parseOptions, print, printError, type Command } from './common.ts'
 
 const HELP = `usage: sso-attrs check-config [--dotenv <path>] [--json]
@@ -61,6 +61,15 @@ function notesOf (config: Config): { notes: string[], defaults: string[] } {
   else if (config.SSO_JWKS_FILE !== undefined) notes.push(`UST keys: JWKS file ${config.SSO_JWKS_FILE}`)
   else if (config.SSO_JWT_SECRET !== undefined) notes.push('UST keys: HS256 secret (SSO_JWT_SECRET)')
   else if (dev) defaults.push(`UST keys: the development issuer (keys in ${config.SSO_DEV_DIR}/)`)
+  if (config.SSO_JWKS_URL !== undefined) {
+    notes.push(`JWKS: one cache for USTs and logout tokens, refetched for an unknown kid (after a fetch that brought no new keys, at most every ${config.SSO_JWKS_REFETCH_INTERVAL_MS} ms), never used past ${config.SSO_JWKS_MAX_AGE} s`)
+  }
+  const clientIds = listOf(config.SSO_AUDIENCE)
+  const resources = config.SSO_RESOURCE !== undefined ? listOf(config.SSO_RESOURCE) : clientIds
+  const kinds = listOf(config.SSO_TOKEN_TYPES).map((type) => type === 'id_token'
+    ? `ID tokens (aud: ${clientIds.length > 0 ? clientIds.join(', ') : 'any'})`
+    : `access tokens, typ at+jwt (aud: ${resources.length > 0 ? resources.join(', ') : 'any'})`)
+  notes.push(`USTs: ${kinds.join(' and ')}; session attributes need the claim "${config.SSO_SESSION_CLAIM}", user attributes only sub`)
   if (config.SSO_ENCRYPTION_KEYS !== undefined) {
     const kids = parseEncryptionKeys(config.SSO_ENCRYPTION_KEYS).map((key) => key.kid)
     notes.push(`encryption keys: ${kids.join(', ')} (${kids[0]} encrypts${kids.length > 1 ? ', all decrypt' : ''})`)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { appList, ConfigError, loadConfig, parseEncryptionKeys, storeKind } from '../../src/config.ts'
+import { resolveSettings } from '../../src/settings.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -161,6 +162,18 @@ describe('loadConfig', () => {
 
   test('refuses an SSO_JWKS_URL that is not http(s)', () => {
     assertRefused({ SSO_JWKS_URL: 'file:///etc/passwd' }, /SSO_JWKS_URL/)
+  })
+
+  test('SSO_TOKEN_TYPES takes id_token and access_token, each once; SSO_AUDIENCE and SSO_RESOURCE are lists', async () => {
+    assert.equal(loadConfig({}).SSO_TOKEN_TYPES, 'id_token,access_token')
+    assert.equal(loadConfig({ SSO_TOKEN_TYPES: ' access_token ' }).SSO_TOKEN_TYPES, ' access_token ')
+    assertRefused({ SSO_TOKEN_TYPES: 'logout_token' }, /SSO_TOKEN_TYPES/)
+    assertRefused({ SSO_TOKEN_TYPES: 'id_token,' }, /SSO_TOKEN_TYPES/)
+    assertRefused({ SSO_TOKEN_TYPES: 'id_token,id_token' }, /SSO_TOKEN_TYPES names a type twice/)
+    const settings = await resolveSettings(loadConfig({ SSO_JWT_SECRET: 'x'.repeat(32), SSO_AUDIENCE: 'client-a, client-b', SSO_TOKEN_TYPES: 'access_token' }))
+    assert.deepEqual([settings.audience, settings.resource, settings.tokenTypes], [['client-a', 'client-b'], ['client-a', 'client-b'], ['access_token']])
+    const withResource = await resolveSettings(loadConfig({ SSO_JWT_SECRET: 'x'.repeat(32), SSO_AUDIENCE: 'client-a', SSO_RESOURCE: 'urn:api' }))
+    assert.deepEqual([withResource.audience, withResource.resource, withResource.tokenTypes], [['client-a'], ['urn:api'], ['id_token', 'access_token']])
   })
 
   test('refuses a key prefix with braces (they would break cluster hash tags)', () => {

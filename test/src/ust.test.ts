@@ -95,8 +95,8 @@ describe('createUstVerifier with an HS256 secret', () => {
     assert.notEqual(otherIssuer.sessionId, a1.sessionId)
     assert.equal(otherIssuer.issuer, 'https://other-idp.test')
     // The id is opaque: neither the sid nor the issuer shows through.
-    assert.doesNotMatch(a1.sessionId, /idp\.test/)
-    assert.match(a1.sessionId, /^[A-Za-z0-9_-]{22}$/)
+    assert.doesNotMatch(a1.sessionId!, /idp\.test/)
+    assert.match(a1.sessionId!, /^[A-Za-z0-9_-]{22}$/)
   })
 
   test('a token signed with another secret is E007001', async () => {
@@ -155,8 +155,10 @@ describe('createUstVerifier with an HS256 secret', () => {
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { subject: '' })))
   })
 
-  test('a missing, empty or non-string sid is E007001', async () => {
-    await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: undefined } })))
+  test('an empty or non-string sid is E007001; a missing one leaves the identity without a session (user attributes only)', async () => {
+    const sessionless = await secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: undefined } }))
+    assert.equal(sessionless.sessionId, undefined)
+    assert.equal(sessionless.subject, 'alice')
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: '' } })))
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: 42 } })))
     await assertRejected(secretVerifier().verify(await token(SECRET_BYTES, { claims: { sid: { id: 'x' } } })))
@@ -166,7 +168,7 @@ describe('createUstVerifier with an HS256 secret', () => {
     const verifier = secretVerifier({ sessionClaim: 'session_state' })
     const identity = await verifier.verify(await token(SECRET_BYTES, { claims: { sid: undefined, session_state: 'kc-1' } }))
     assert.equal(identity.sessionId, sessionIdOf(ISSUER, 'kc-1'))
-    await assertRejected(verifier.verify(await token(SECRET_BYTES, { claims: { sid: 'kc-1' } })))
+    assert.equal((await verifier.verify(await token(SECRET_BYTES, { claims: { sid: 'kc-1' } }))).sessionId, undefined, 'sid is not the session claim here')
   })
 
   test('roles at a dotted claim path (realm_access.roles) and isSuperUser', async () => {
@@ -345,7 +347,7 @@ describe('the verified-token cache', () => {
     const [header, payload, signature] = jwt.split('.')
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>
     assert.equal(verifier.cached(`${header!}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${signature!}`), undefined)
-    verifier.forget({ sessionId: identity.sessionId })
+    verifier.forget({ sessionId: identity.sessionId! })
     assert.equal(verifier.cached(jwt), undefined, 'forgotten with its session')
     assert.strictEqual((await verifier.verify(jwt)).sessionId, identity.sessionId)
     now += 31_000
@@ -357,5 +359,50 @@ describe('the verified-token cache', () => {
     const bad = await token(new TextEncoder().encode('another-secret-that-is-at-least-32-bytes!'))
     await assertRejected(verifier.verify(bad))
     await assertRejected(verifier.verify(bad))
+  })
+})
+
+describe('createUstVerifier: token types (RFC 8725 §3.11-3.12, RFC 9068)', () => {
+  const RESOURCE = 'urn:sso-attrs:api'
+  async function typed (typ: string | undefined, audience: string, claims: JWTPayload = {}): Promise<string> {
+    const jwt = new SignJWT({ sid: 'session-1', ...claims })
+      .setProtectedHeader({ alg: 'HS256', ...(typ !== undefined ? { typ } : {}) })
+      .setIssuedAt().setIssuer(ISSUER).setAudience(audience).setSubject('alice').setExpirationTime(nowSeconds() + 600)
+    return await jwt.sign(SECRET_BYTES)
+  }
+  const message = async (promise: Promise<unknown>): Promise<string> => {
+    try {
+      await promise
+    } catch (error) {
+      assert.ok(error instanceof AppError)
+      assert.equal(error.code, 'E007001')
+      return error.message
+    }
+    assert.fail('accepted')
+  }
+
+  test('an ID token (no typ, or JWT) is judged by the client ids, an access token (at+jwt, application/at+jwt) by the resources', async () => {
+    const verifier = secretVerifier({ resource: RESOURCE, cacheSize: 0 })
+    assert.equal((await verifier.verify(await typed(undefined, AUDIENCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('JWT', AUDIENCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('at+jwt', RESOURCE))).subject, 'alice')
+    assert.equal((await verifier.verify(await typed('application/AT+JWT', RESOURCE))).subject, 'alice')
+    assert.match(await message(verifier.verify(await typed('at+jwt', AUDIENCE))), /access token's aud names no resource in SSO_RESOURCE/)
+    assert.match(await message(verifier.verify(await typed(undefined, RESOURCE))), /ID token's aud names no client id in SSO_AUDIENCE/)
+  })
+
+  test('logout tokens (typed, or untyped with events) and other declared types are never USTs', async () => {
+    const verifier = secretVerifier({ cacheSize: 0 })
+    assert.match(await message(verifier.verify(await typed('logout+jwt', AUDIENCE))), /logout token is not a UST/)
+    assert.match(await message(verifier.verify(await typed(undefined, AUDIENCE, { events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }))), /logout token is not a UST/)
+    assert.match(await message(verifier.verify(await typed('dpop+jwt', AUDIENCE))), /another type/)
+  })
+
+  test('SSO_TOKEN_TYPES: a kind left out is refused, saying which setting', async () => {
+    const idOnly = secretVerifier({ tokenTypes: ['id_token'], resource: RESOURCE })
+    assert.match(await message(idOnly.verify(await typed('at+jwt', RESOURCE))), /access token \(typ at\+jwt\) is not accepted as a UST here \(SSO_TOKEN_TYPES=id_token\)/)
+    const accessOnly = secretVerifier({ tokenTypes: ['access_token'], resource: RESOURCE })
+    assert.match(await message(accessOnly.verify(await typed(undefined, AUDIENCE))), /ID token is not accepted as a UST here \(SSO_TOKEN_TYPES=access_token\)/)
+    assert.equal((await accessOnly.verify(await typed('at+jwt', RESOURCE))).subject, 'alice')
   })
 })
