@@ -26,6 +26,8 @@ const INVALIDATE_CHANNEL = '__redis__:invalidate'
 // counts as that much older than it is (0.1 % of its age: 10 ms after 10 s).
 const CLOCK_RATE_MARGIN = 0.001
 const TRACKER_RETRY_MS = 200
+/** The CLIENT SETNAME of the tracking connections, for CLIENT LIST: `-reader` and `-invalidations` after it. */
+export const NEAR_CACHE_CONNECTION = 'sso-attrs-near-cache'
 // A rough size of what an entry holds (UTF-16 strings plus the objects around them).
 const FIELD_OVERHEAD_BYTES = 120
 
@@ -395,11 +397,11 @@ export class NearCacheStore implements Store {
     const address = node === '' ? undefined : { host: node.slice(0, separator), port: Number(node.slice(separator + 1)) }
     // Never reconnected: a connection that drops may have missed invalidations, so the tracker
     // is dropped with the whole cache and a new one starts on a later read.
-    const open = () => createNodeClient({
+    const open = (role: 'reader' | 'invalidations') => createNodeClient({
       ...connection,
-      redisOptions: { ...connection.redisOptions, retryStrategy: () => null, autoResubscribe: false, enableAutoPipelining: false }
+      redisOptions: { ...connection.redisOptions, retryStrategy: () => null, autoResubscribe: false, enableAutoPipelining: false, connectionName: `${NEAR_CACHE_CONNECTION}-${role}` }
     }, address)
-    const tracker = new Tracker(node, open(), open(), Math.max(10, Math.floor(this.#options.maxStalenessMs / 4)), {
+    const tracker = new Tracker(node, open('reader'), open('invalidations'), Math.max(10, Math.floor(this.#options.maxStalenessMs / 4)), {
       onInvalidate: (message) => { this.#onInvalidate(message) },
       onDown: (down) => {
         if (this.#trackers.get(down.node) === down) this.#trackers.delete(down.node)
@@ -423,8 +425,11 @@ export class NearCacheStore implements Store {
     for (const [node, tracker] of this.#trackers) if (!masters.has(node)) tracker.close()
   }
 
-  /** Every invalidation of a change made before the call has arrived on every tracker. */
-  async #barrier (): Promise<void> {
+  /**
+   * Resolves once every invalidation of a change made before the call has arrived on every
+   * ready tracker (one PING each): a read after it sees every write answered before the call.
+   */
+  async sync (): Promise<void> {
     await Promise.all([...this.#trackers.values()].filter((tracker) => tracker.ready).map(async (tracker) => { await tracker.barrier() }))
   }
 
@@ -462,7 +467,7 @@ export class NearCacheStore implements Store {
   async endUserSessions (userId: string, tombstoneTtlMs: number): Promise<number> {
     // The sessions are known only to the script: wait for their invalidations instead.
     const ended = await this.inner.endUserSessions(userId, tombstoneTtlMs)
-    await this.#barrier()
+    await this.sync()
     return ended
   }
 
