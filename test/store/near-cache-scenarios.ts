@@ -44,6 +44,18 @@ async function until (what: string, check: () => boolean, timeoutMs = 3000): Pro
   }
 }
 
+/** A call retried for a few seconds while the store answers 503 (a failover in progress). */
+async function retrying<T> (call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call()
+    } catch (error) {
+      if (attempt >= 50) throw error
+      await sleep(100)
+    }
+  }
+}
+
 /** CLIENT KILL of the near cache's connections of one role on a server; returns how many. */
 async function killTracking (node: Redis, role: 'reader' | 'invalidations'): Promise<number> {
   const list = await node.client('LIST') as string
@@ -164,10 +176,11 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       // Whatever Redis holds now (nothing after a restart, the replica's copy after a failover), B says the same.
       const node = await rig().nodeOf(attrs)
       const stored = await node.hget(attrs, 'x')
-      const read = await b.get(owner, ['x']).catch(async () => await b.get(owner, ['x']))
+      const read = await retrying(async () => await b.get(owner, ['x']))
       assert.equal(read[0]?.payload ?? null, stored === null ? null : stored.slice(stored.lastIndexOf(':') + 1))
       await b.whenTracking(attrs, 10_000)
-      await a.write(owner, 'set', [plain('x', 2)])
+      await a.whenTracking(attrs, 10_000)
+      await retrying(async () => await a.write(owner, 'set', [plain('x', 2)]))
       await b.sync()
       assert.equal(await payloadOn(b, owner), '2')
       assert.equal(await payloadOn(b, owner), '2')
