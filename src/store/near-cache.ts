@@ -79,6 +79,13 @@ interface FillsInFlight {
   count: number
 }
 
+/** A fill others may wait for instead of sending their own, while nothing has spoilt it. */
+interface SharedFill {
+  generation: number
+  epoch: number
+  result: Promise<Array<StoredAttribute | null>>
+}
+
 interface TrackerEvents {
   onInvalidate: (message: unknown) => void
   onDown: (tracker: Tracker) => void
@@ -170,12 +177,16 @@ export class NearCacheStore implements Store {
   /** Owners whose idle window this instance renewed within the interval. */
   readonly #renewed: LRUCache<string, true>
   readonly #fills = new Map<string, FillsInFlight>()
+  /** Fills by owner and names: concurrent misses of the same read (a hot key just invalidated) send one. */
+  readonly #sharedFills = new Map<string, SharedFill>()
   /** Trackers by Cluster node key (`host:port`), or '' for the one server. */
   readonly #trackers = new Map<string, Tracker>()
   readonly #retryAt = new Map<string, number>()
   readonly #housekeeping: NodeJS.Timeout
   /** Bumped by every flush: a fill that started before one is not kept. */
   #epoch = 0
+  /** Where fill generations come from: never the same number twice, so a finished fill is never taken for a live one. */
+  #generations = 0
   #closed = false
 
   constructor (inner: RedisStore, options: NearCacheOptions, limits: { sessionIdleTtlMs: number, userIdleTtlMs?: number | undefined }) {
@@ -230,7 +241,27 @@ export class NearCacheStore implements Store {
       return cached.map((field) => field.record)
     }
     this.stats.misses++
-    return await this.#fill(owner, keys, base, tracker, names)
+    return await this.#sharedFill(owner, keys, base, tracker, names)
+  }
+
+  /**
+   * Joins a fill of the same names in flight, unless an invalidation or a flush came since it
+   * was sent (its answer may then be older than this read: a write answered in between must be
+   * seen); else sends one.
+   */
+  async #sharedFill (owner: Owner, keys: string[], base: string, tracker: Tracker, names: string[]): Promise<Array<StoredAttribute | null>> {
+    const key = names.length === 1 ? `${base}\0${names[0]!}` : `${base}\0${names.join('\0')}`
+    const generation = this.#fills.get(base)?.generation
+    const shared = this.#sharedFills.get(key)
+    if (shared !== undefined && shared.generation === generation && shared.epoch === this.#epoch) return await shared.result
+    const result = this.#fill(owner, keys, base, tracker, names)
+    const entry = { generation: this.#fills.get(base)!.generation, epoch: this.#epoch, result }
+    this.#sharedFills.set(key, entry)
+    try {
+      return await result
+    } finally {
+      if (this.#sharedFills.get(key) === entry) this.#sharedFills.delete(key)
+    }
   }
 
   async exists (owner: Owner, names: string[]): Promise<boolean[]> {
@@ -272,7 +303,7 @@ export class NearCacheStore implements Store {
     const epoch = this.#epoch
     let inFlight = this.#fills.get(base)
     if (inFlight === undefined) {
-      inFlight = { generation: 0, count: 0 }
+      inFlight = { generation: ++this.#generations, count: 0 }
       this.#fills.set(base, inFlight)
     }
     const generation = inFlight.generation
@@ -351,13 +382,13 @@ export class NearCacheStore implements Store {
   #invalidate (base: string): void {
     this.#entries.delete(base)
     const inFlight = this.#fills.get(base)
-    if (inFlight !== undefined) inFlight.generation++
+    if (inFlight !== undefined) inFlight.generation = ++this.#generations
   }
 
   #flush (): void {
     this.#epoch++
     this.#entries.clear()
-    for (const inFlight of this.#fills.values()) inFlight.generation++
+    for (const inFlight of this.#fills.values()) inFlight.generation = ++this.#generations
     this.stats.flushes++
   }
 

@@ -129,6 +129,22 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       t.diagnostic(`A: ${JSON.stringify(a.stats)}`)
     })
 
+    test('concurrent misses of one attribute send one fill; a write answered meanwhile is not hidden by it', async (t) => {
+      const { a, b, owner } = await pair(t)
+      await a.write(owner, 'set', [plain('x', 1)])
+      const fills = b.stats.fills
+      const reads = await Promise.all(Array.from({ length: 50 }, async () => await payloadOn(b, owner)))
+      assert.deepEqual(new Set(reads), new Set(['1']))
+      assert.equal(b.stats.fills - fills, 1)
+      // A read that starts after B's own write was answered never joins a fill sent before it.
+      for (let round = 2; round < 50; round++) {
+        const before = b.get(owner, ['x'])
+        await b.write(owner, 'set', [plain('x', round)])
+        assert.equal(await payloadOn(b, owner), String(round))
+        await before
+      }
+    })
+
     for (const role of ['invalidations', 'reader'] as const) {
       test(`a killed tracking connection (${role}) flushes the cache; changes meanwhile are seen; tracking resumes`, async (t) => {
         const { a, b, owner, attrs } = await pair(t)
