@@ -15,7 +15,7 @@ import { createDriver, measureRounds, warmUp } from './bench/load.ts'
 import { commandStats, measureRedisMemory, monotonicMicros, pin, planPinning, rssMiB, runFacts, sampleCommandsSent, type RedisMemory } from './bench/measure.ts'
 import { fmt } from './bench/numbers.ts'
 import { HELP, parseBenchOptions, ROOT, serviceEnvOverrides } from './bench/options.ts'
-import { NEAR_CACHE_ENV, nearCacheScenarios } from './bench/near-cache.ts'
+import { idleRedisCpuUsPerSecond, NEAR_CACHE_ENV, nearCacheScenarios } from './bench/near-cache.ts'
 import { profileSection } from './bench/profile.ts'
 import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
@@ -135,6 +135,8 @@ async function main (): Promise<void> {
   })
   const loadStarted = Date.now()
   await warmUp(scenarios, drive, opts.warmup)
+  const idleRedisCpu = scenarios.some((s) => s.target === 'near') ? await idleRedisCpuUsPerSecond(admin) : undefined
+  if (idleRedisCpu !== undefined) log(`Redis CPU with no load: ${fmt(idleRedisCpu)} µs/s`)
   rss.beforeLoad = rssMiB(service.pid)
   const profileWindow = { start: monotonicMicros(), end: Number.POSITIVE_INFINITY }
   const rounds = await measureRounds(scenarios, drive, opts.rounds, opts.duration)
@@ -178,7 +180,8 @@ async function main (): Promise<void> {
     totalSeconds,
     loadSeconds,
     tokenCounts: { sessions: tokens.length, names: namesTokens.length, memory: memoryTokens.length },
-    profileLines
+    profileLines,
+    idleRedisCpuUsPerSecond: idleRedisCpu
   })
 
   process.stdout.write(`\n${report}\n`)

@@ -33,6 +33,9 @@ describe('bench: near cache rows', () => {
     assert.match(note, /per round 1\.20 \/ 1\.10 \/ 0\.90/)
     assert.match(note, /against 0\.50 for the same session without it/)
     assert.match(note, /\*\*0\.60 µs per cached GET\*\*/)
+    assert.match(note, /idle Redis CPU not measured/)
+    // Idle Redis at 220 µs/s: per round 0.5 - 220/1200, 0.7 - 220/2200, 0.6 - 220/900 = 0.32, 0.60, 0.36; median 0.36.
+    assert.match(nearCacheNote(rounds, 220), /0\.36 µs without what an idle Redis spends in the same time \(220 µs\/s/)
     assert.equal(nearCacheNote(new Map()), '- Near cache: not run.')
   })
 })
