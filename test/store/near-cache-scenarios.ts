@@ -265,6 +265,8 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
         reads++
         await sleep(2)
       }
+      // Heartbeats were answered all along (1.8 s > SSO_NEAR_CACHE_MAX_STALENESS_MS): every read was B's to answer.
+      assert.equal(b.stats.bypassed, 0)
       // Past the first idle window: only B's renewals kept the session.
       assert.ok(await node.pttl(attrs) > idle - 500, 'the idle window was renewed')
       const renewals = await scripts() - before
