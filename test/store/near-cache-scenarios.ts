@@ -73,7 +73,7 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
     t.after(async () => { await Promise.all([a.close(), b.close()]) })
     const owner = sessionOwner(newSessionId())
     const attrs = b.inner.keysOf(owner)[0]!
-    await Promise.all([a.whenTracking(attrs), b.whenTracking(attrs)])
+    await Promise.all([a.tracking.whenReady(attrs), b.tracking.whenReady(attrs)])
     return { a, b, owner, attrs }
   }
 
@@ -103,7 +103,7 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
         }
         windowsMs.push(performance.now() - answeredAt)
         // Every invalidation sent before this point has arrived: from here on, no stale read.
-        await b.sync()
+        await b.tracking.sync()
         for (let read = 0; read < 3; read++) if (await payloadOn(b, owner) !== String(round)) staleAfter++
       }
       windowsMs.sort((x, y) => x - y)
@@ -160,12 +160,12 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
         // The invalidation of this write has nowhere to go on B: B must not answer from memory.
         await a.write(owner, 'set', [plain('x', 'while-down')])
         assert.equal(await payloadOn(b, owner), '"while-down"')
-        await b.whenTracking(attrs)
+        await b.tracking.whenReady(attrs)
         assert.equal(await payloadOn(b, owner), '"while-down"')
         assert.equal(await payloadOn(b, owner), '"while-down"')
         assert.ok(b.stats.hits > hits, 'B answers from memory again')
         await a.write(owner, 'set', [plain('x', 'after')])
-        await b.sync()
+        await b.tracking.sync()
         assert.equal(await payloadOn(b, owner), '"after"')
       })
     }
@@ -177,11 +177,11 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       assert.equal(await payloadOn(b, owner), '1')
       let flushes = b.stats.flushes
       await (await rig().nodeOf(attrs)).flushall()
-      await b.sync()
+      await b.tracking.sync()
       assert.ok(b.stats.flushes > flushes)
       assert.deepEqual(await b.get(owner, ['x']), [null])
       await a.write(owner, 'set', [plain('x', 1)])
-      await b.sync()
+      await b.tracking.sync()
       assert.equal(await payloadOn(b, owner), '1')
       assert.equal(await payloadOn(b, owner), '1')
       flushes = b.stats.flushes
@@ -194,10 +194,10 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       const stored = await node.hget(attrs, 'x')
       const read = await retrying(async () => await b.get(owner, ['x']))
       assert.equal(read[0]?.payload ?? null, stored === null ? null : stored.slice(stored.lastIndexOf(':') + 1))
-      await b.whenTracking(attrs, 10_000)
-      await a.whenTracking(attrs, 10_000)
+      await b.tracking.whenReady(attrs, 10_000)
+      await a.tracking.whenReady(attrs, 10_000)
       await retrying(async () => await a.write(owner, 'set', [plain('x', 2)]))
-      await b.sync()
+      await b.tracking.sync()
       assert.equal(await payloadOn(b, owner), '2')
       assert.equal(await payloadOn(b, owner), '2')
     })
@@ -233,7 +233,7 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       assert.equal(await payloadOn(b, owner), '1')
       await a.endSession(owner.id, 60_000)
       await assert.rejects(a.get(owner, ['x']), SessionEndedError)
-      await b.sync()
+      await b.tracking.sync()
       await assert.rejects(b.get(owner, ['x']), SessionEndedError)
     })
 
@@ -247,7 +247,7 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
       assert.equal(await payloadOn(b, owner), '1')
       assert.equal(await a.endUserSessions(userId, 60_000), 1)
       await assert.rejects(a.get(owner, ['x']), SessionEndedError)
-      await b.sync()
+      await b.tracking.sync()
       await assert.rejects(b.get(owner, ['x']), SessionEndedError)
     })
 

@@ -9,6 +9,7 @@ import { createStore } from '../../plugins/store.ts'
 import { checkConfig, defaultConfig } from '../../src/config.ts'
 import { resolveSettings } from '../../src/settings.ts'
 import { NearCacheStore } from '../../src/store/near-cache.ts'
+import { build, mintUst } from '../helper.ts'
 import { RedisServer } from '../fixtures/redis.ts'
 import { storeContract } from './contract.ts'
 import { nearCacheScenarios, nearStore, type NearCacheRig } from './near-cache-scenarios.ts'
@@ -53,5 +54,36 @@ describe('SSO_NEAR_CACHE', () => {
     const off = createStore(await resolveSettings(defaultConfig({ REDIS_URL: redis.url, SSO_DEV_DIR: dir })))
     t.after(async () => { await off.close() })
     assert.ok(!(off instanceof NearCacheStore))
+  })
+})
+
+describe('two apps with SSO_NEAR_CACHE=on on one Redis', () => {
+  test('an encrypted value written on A is read on B, from memory, decrypted; a change and a logout on A reach B', async (t) => {
+    const settings = { REDIS_URL: redis.url, SSO_STORE: 'redis' as const, SSO_NEAR_CACHE: 'on' as const, SSO_KEY_PREFIX: `nca-${randomBytes(4).toString('hex')}:` }
+    const [a, b] = await Promise.all([build(t, settings), build(t, settings)])
+    assert.ok(b.store instanceof NearCacheStore)
+    const near = b.store
+    const token = await mintUst()
+    const headers = { authorization: `Bearer ${token}` }
+    const put = async (value: string) => {
+      const reply = await a.inject({ method: 'PUT', url: '/sso/session/attr', headers, payload: { current_app: 'CRM', name: 'secret', value, encrypt: true } })
+      assert.equal(reply.statusCode, 200, reply.body)
+    }
+    const read = async () => await b.inject({ method: 'GET', url: '/sso/session/attr?current_app=CRM&name=secret', headers })
+    await put('one')
+    const first = await read()
+    assert.equal(first.json().value, 'one')
+    const hits = near.stats.hits
+    for (let i = 0; i < 5; i++) assert.equal((await read()).json().value, 'one')
+    assert.equal(near.stats.hits - hits, 5, 'B answered from memory')
+    await put('two')
+    await near.tracking.sync()
+    assert.deepEqual([(await read()).json().value, (await read()).json().is_encrypted], ['two', true])
+    const ended = await a.inject({ method: 'DELETE', url: '/sso/session', headers, payload: { current_app: 'CRM' } })
+    assert.ok(ended.statusCode < 300, ended.body)
+    await near.tracking.sync()
+    const refused = await read()
+    assert.equal(refused.statusCode, 401)
+    assert.deepEqual(refused.json().sub_status, ['E007001'])
   })
 })
