@@ -85,5 +85,8 @@ describe('two apps with SSO_NEAR_CACHE=on on one Redis', () => {
     const refused = await read()
     assert.equal(refused.statusCode, 401)
     assert.deepEqual(refused.json().sub_status, ['E007001'])
+    const metrics = (await b.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, new RegExp(`^sso_attrs_near_cache_events_total\\{event="hit"\\} ${near.stats.hits}$`, 'm'))
+    assert.match(metrics, /^sso_attrs_near_cache_events_total\{event="flush"\} 0$/m)
   })
 })
