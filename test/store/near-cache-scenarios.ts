@@ -23,8 +23,8 @@ export interface NearCacheRig {
 
 export const NEAR_OPTIONS: NearCacheOptions = { maxOwners: 1000, maxBytes: 1 << 24, renewIntervalMs: 10_000, maxStalenessMs: 1000 }
 
-export function nearStore (rig: NearCacheRig, limits: StoreLimits, prefix: string, options: Partial<NearCacheOptions> = {}): NearCacheStore {
-  const redis = new RedisStore({ ...rig.connection, keyPrefix: prefix, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000, ...limits })
+export function nearStore (rig: NearCacheRig, limits: StoreLimits, prefix: string, options: Partial<NearCacheOptions> = {}, redisOptions: Partial<RedisStoreOptions> = {}): NearCacheStore {
+  const redis = new RedisStore({ ...rig.connection, keyPrefix: prefix, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000, ...limits, ...redisOptions })
   return new NearCacheStore(redis, { ...NEAR_OPTIONS, ...options }, limits)
 }
 

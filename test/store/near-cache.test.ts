@@ -3,15 +3,19 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { createStore } from '../../plugins/store.ts'
 import { checkConfig, defaultConfig } from '../../src/config.ts'
 import { resolveSettings } from '../../src/settings.ts'
 import { NearCacheStore } from '../../src/store/near-cache.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { build, mintUst } from '../helper.ts'
 import { RedisServer } from '../fixtures/redis.ts'
-import { storeContract } from './contract.ts'
+import { FaultProxy } from '../fixtures/tcp-proxy.ts'
+import { LIMITS, newSessionId, storeContract } from './contract.ts'
 import { nearCacheScenarios, nearStore, type NearCacheRig } from './near-cache-scenarios.ts'
 
 // The near cache on one redis-server: the whole store contract with the cache wrapping the Redis
@@ -88,5 +92,42 @@ describe('two apps with SSO_NEAR_CACHE=on on one Redis', () => {
     const metrics = (await b.inject({ method: 'GET', url: '/metrics' })).body
     assert.match(metrics, new RegExp(`^sso_attrs_near_cache_events_total\\{event="hit"\\} ${near.stats.hits}$`, 'm'))
     assert.match(metrics, /^sso_attrs_near_cache_events_total\{event="flush"\} 0$/m)
+  })
+})
+
+describe('near cache: an invalidation connection that goes silent without closing', () => {
+  test('B stops answering from memory within SSO_NEAR_CACHE_MAX_STALENESS_MS, then recovers', async (t) => {
+    const proxy = await FaultProxy.start(redis.port)
+    t.after(async () => { await proxy.close() })
+    const prefix = `ncs-${randomBytes(6).toString('hex')}:`
+    const maxStalenessMs = 300
+    const a = nearStore(rig(), LIMITS, prefix)
+    const b = nearStore({ ...rig(), connection: { url: `redis://127.0.0.1:${proxy.port}` } }, LIMITS, prefix, { maxStalenessMs }, { commandTimeoutMs: 400 })
+    t.after(async () => { await Promise.all([a.close(), b.close()]) })
+    const owner = sessionOwner(newSessionId())
+    await b.tracking.whenReady(b.inner.keysOf(owner)[0]!)
+    await a.write(owner, 'set', [{ name: 'x', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    assert.equal((await b.get(owner, ['x']))[0]?.payload, '1')
+    assert.equal((await b.get(owner, ['x']))[0]?.payload, '1')
+    // B's connections go half-open: the invalidation of the next write never reaches B.
+    proxy.forgetConnections()
+    const silentFrom = performance.now()
+    await a.write(owner, 'set', [{ name: 'x', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'keep' } }])
+    let lastStaleMs = 0
+    let fresh = false
+    while (performance.now() - silentFrom < 10_000 && !fresh) {
+      const startedMs = performance.now() - silentFrom
+      try {
+        const payload = (await b.get(owner, ['x']))[0]?.payload
+        if (payload === '1') lastStaleMs = startedMs
+        fresh = payload === '2'
+      } catch {
+        // 503 while B's own store connection is half-open too, until the stall watcher replaces it.
+      }
+      await sleep(5)
+    }
+    t.diagnostic(`last stale read started ${lastStaleMs.toFixed(0)} ms after the connection went silent (bound ${maxStalenessMs} ms)`)
+    assert.ok(fresh, 'B reads the write once its connections are replaced')
+    assert.ok(lastStaleMs <= maxStalenessMs, `a stale read ${lastStaleMs.toFixed(0)} ms after the connection went silent`)
   })
 })
