@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ServiceMetrics } from '../src/metrics.ts'
 import type { Settings } from '../src/settings.ts'
+import { NearCacheStore } from '../src/store/near-cache.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -54,6 +55,7 @@ export default fp<{ settings: Settings }>(async (fastify, { settings }) => {
   const metrics = new ServiceMetrics(settings.apps)
   fastify.decorate('metrics', metrics)
   metrics.instrumentStore(fastify.store)
+  if (fastify.store instanceof NearCacheStore) metrics.observeNearCache(fastify.store.stats)
 
   fastify.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest({

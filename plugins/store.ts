@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { parseHostPorts, type Config } from '../src/config.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
+import { NearCacheStore } from '../src/store/near-cache.ts'
 import { RedisStore } from '../src/store/redis-store.ts'
 import { onEvictingPolicy, type RedisTopology } from '../src/store/redis-topology.ts'
 import type { Store } from '../src/store/types.ts'
@@ -22,7 +23,7 @@ export function createStore (settings: Settings): Store {
     maxAttributesPerUser: config.SSO_MAX_ATTRS_PER_USER
   }
   if (settings.store === 'memory') return new MemoryStore(limits)
-  return new RedisStore({
+  const redis = new RedisStore({
     ...limits,
     topology: redisTopology(config),
     keyPrefix: config.SSO_KEY_PREFIX,
@@ -35,6 +36,13 @@ export function createStore (settings: Settings): Store {
     minReplicasAck: config.SSO_REDIS_MIN_REPLICAS_ACK,
     clusterOptions: { slotsRefreshInterval: config.REDIS_CLUSTER_SLOTS_REFRESH_MS }
   })
+  if (config.SSO_NEAR_CACHE !== 'on') return redis
+  return new NearCacheStore(redis, {
+    maxOwners: config.SSO_NEAR_CACHE_MAX_OWNERS,
+    maxBytes: config.SSO_NEAR_CACHE_MAX_BYTES,
+    renewIntervalMs: config.SSO_NEAR_CACHE_RENEW_MS,
+    maxStalenessMs: config.SSO_NEAR_CACHE_MAX_STALENESS_MS
+  }, limits)
 }
 
 /** Which Redis the configuration names; checkConfig has made sure there is exactly one. */
@@ -48,7 +56,7 @@ export function redisTopology (config: Config): RedisTopology {
 
 export default fp<{ settings: Settings, store?: Store | undefined }>(async (fastify, options) => {
   const store = options.store ?? createStore(options.settings)
-  if (store instanceof RedisStore) {
+  if (store instanceof RedisStore || store instanceof NearCacheStore) {
     onEvictingPolicy(store.redis, (node, policy) => {
       fastify.log.warn({ node, policy }, `Redis at ${node} has maxmemory-policy ${policy}: when it is full it evicts keys, and attributes vanish without an error. Set maxmemory-policy noeviction (docs/SCALING.md)`)
     })

@@ -15,6 +15,7 @@ import { createDriver, measureRounds, warmUp } from './bench/load.ts'
 import { commandStats, measureRedisMemory, monotonicMicros, pin, planPinning, rssMiB, runFacts, sampleCommandsSent, type RedisMemory } from './bench/measure.ts'
 import { fmt } from './bench/numbers.ts'
 import { HELP, parseBenchOptions, ROOT, serviceEnvOverrides } from './bench/options.ts'
+import { idleRedisCpuUsPerSecond, NEAR_CACHE_ENV, nearCacheScenarios } from './bench/near-cache.ts'
 import { profileSection } from './bench/profile.ts'
 import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
@@ -56,11 +57,10 @@ async function main (): Promise<void> {
   const servicePort = await fixture.freePort()
   const profileDir = join(tmp, 'profile')
   const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmp }
-  const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], {
+  const serviceEnv = {
     ...baseEnv,
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
-    PORT: String(servicePort),
     LOG_LEVEL: 'warn',
     REDIS_URL: redis.url,
     SSO_ISSUER: ISSUER,
@@ -71,7 +71,8 @@ async function main (): Promise<void> {
     // Rate limiting stays on (its cost is part of the service) with a budget no bench reaches.
     SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
     ...serviceEnvOverrides()
-  }, servicePort, pinning?.server, ROOT)
+  }
+  const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], { ...serviceEnv, PORT: String(servicePort) }, servicePort, pinning?.server, ROOT)
   const rss: ServiceRss = { boot: rssMiB(service.pid), beforeLoad: Number.NaN, afterLoad: Number.NaN, maxDuringLoad: 0 }
   log(`service on port ${service.port} (pid ${service.pid}), RSS ${fmt(rss.boot, 1)} MiB`)
   const commandsAtStart = await commandStats(admin)
@@ -112,9 +113,13 @@ async function main (): Promise<void> {
     BENCH_REDIS_URL: redis.url
   }, baselinePort, pinning?.server, ROOT)
   log(`baseline on port ${baseline.port} (pid ${baseline.pid})`)
+  // The same service with the near cache on, for its rows (bench/near-cache.ts).
+  const nearPort = await fixture.freePort()
+  const near = await startServer('near', [serverJs], { ...serviceEnv, PORT: String(nearPort), ...NEAR_CACHE_ENV }, nearPort, pinning?.server, ROOT)
+  log(`service with the near cache on port ${near.port} (pid ${near.pid})`)
 
-  const scenarios = selectScenarios(buildScenarios(tokens, namesTokens, putBody), opts.only)
-  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port })
+  const scenarios = selectScenarios([...buildScenarios(tokens, namesTokens, putBody), ...nearCacheScenarios(tokens[0]!)], opts.only)
+  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port, near: near.port })
   log('every scenario answers correctly')
 
   const commandsSent = await sampleCommandsSent(admin, service.port, scenarios, ROOT)
@@ -122,7 +127,7 @@ async function main (): Promise<void> {
   log(`background scripts during the MONITOR samples (not counted per request): ${backgroundNote(commandsSent.background)}`)
 
   const drive = createDriver({
-    servers: { service, baseline },
+    servers: { service, baseline, near },
     admin,
     pinning,
     connections: opts.connections,
@@ -130,6 +135,8 @@ async function main (): Promise<void> {
   })
   const loadStarted = Date.now()
   await warmUp(scenarios, drive, opts.warmup)
+  const idleRedisCpu = scenarios.some((s) => s.target === 'near') ? await idleRedisCpuUsPerSecond(admin) : undefined
+  if (idleRedisCpu !== undefined) log(`Redis CPU with no load: ${fmt(idleRedisCpu)} µs/s`)
   rss.beforeLoad = rssMiB(service.pid)
   const profileWindow = { start: monotonicMicros(), end: Number.POSITIVE_INFINITY }
   const rounds = await measureRounds(scenarios, drive, opts.rounds, opts.duration)
@@ -173,7 +180,8 @@ async function main (): Promise<void> {
     totalSeconds,
     loadSeconds,
     tokenCounts: { sessions: tokens.length, names: namesTokens.length, memory: memoryTokens.length },
-    profileLines
+    profileLines,
+    idleRedisCpuUsPerSecond: idleRedisCpu
   })
 
   process.stdout.write(`\n${report}\n`)

@@ -31,6 +31,11 @@ export const ConfigSchema = Type.Object({
   REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 10, description: 'Timeout of one Redis connection attempt.' }),
   SSO_IDEMPOTENCY_TTL: Type.Integer({ default: 86400, minimum: 1, maximum: 2592000, description: 'Seconds the outcome of a write or delete sent with an Idempotency-Key is kept, so that a retry with the same key gets the same answer without writing again.' }),
   REDIS_CLUSTER_SLOTS_REFRESH_MS: Type.Integer({ default: 1000, minimum: 0, description: 'On a Cluster, reload the slot map this often even without traffic, so that an idle instance learns of a failover before its next request. 0: only when a command meets a moved slot or an unreachable master.' }),
+  SSO_NEAR_CACHE: Type.Union([Type.Literal('off'), Type.Literal('on')], { default: 'off', description: '`on`: each instance keeps recently read attributes in memory and learns of every change through Redis client-side caching (`CLIENT TRACKING`, one extra pair of connections per Redis master); reads of a hot session then skip Redis. Consistency contract in docs/SCALING.md. Needs the Redis store.' }),
+  SSO_NEAR_CACHE_MAX_OWNERS: Type.Integer({ default: 10000, minimum: 1, description: 'Near cache: most sessions and users whose attributes one instance keeps (least recently used go first).' }),
+  SSO_NEAR_CACHE_MAX_BYTES: Type.Integer({ default: 67108864, minimum: 1024, description: 'Near cache: most bytes of names and stored values one instance keeps (an estimate; encrypted values are kept encrypted).' }),
+  SSO_NEAR_CACHE_RENEW_MS: Type.Integer({ default: 10000, minimum: 1, description: 'Near cache: a read answered from memory renews the session\'s idle window in Redis at most this often (at most a quarter of `SSO_SESSION_IDLE_TTL`); a session then lives at least `SSO_SESSION_IDLE_TTL` minus this after its last read.' }),
+  SSO_NEAR_CACHE_MAX_STALENESS_MS: Type.Integer({ default: 1000, minimum: 20, description: 'Near cache: reads are answered from memory only while the invalidation connection has answered a heartbeat (sent every quarter of this) sent less than this long ago; the bound on staleness when that connection hangs without closing.' }),
   SSO_KEY_PREFIX: Type.String({ default: 'sso-attrs:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key (no braces: they would break cluster hash tags).' }),
   SSO_JWKS_URL: Type.Optional(Type.String({ description: 'Remote JWKS to verify USTs and logout tokens: one cache for both; a token with an unknown `kid` waits for a refetch (see `SSO_JWKS_REFETCH_INTERVAL_MS`), a JWKS that cannot be had is 503 E011003.' })),
   SSO_JWKS_REFETCH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60000, description: 'After a JWKS fetch that brought no new keys (or failed), the next fetch for an unknown `kid` waits until this long after it: a flood of made-up `kid`s costs one fetch per interval. A fetch that brought new keys (a rotation) lets the next start at once.' }),
@@ -180,6 +185,7 @@ export function checkConfig (config: Config): string[] {
     }
   }
   if (config.REDIS_SENTINELS !== undefined && (config.REDIS_SENTINEL_NAME ?? '') === '') problems.push('REDIS_SENTINELS needs REDIS_SENTINEL_NAME')
+  if (config.SSO_NEAR_CACHE === 'on' && storeKind(config) === 'memory') problems.push('SSO_NEAR_CACHE=on needs the Redis store')
   if (config.SSO_REDIS_MIN_REPLICAS_ACK > 0 && storeKind(config) === 'memory') problems.push('SSO_REDIS_MIN_REPLICAS_ACK needs the Redis store')
   if (config.SSO_ENCRYPTION_KEYS !== undefined) {
     try {

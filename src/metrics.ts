@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { LabeledCounter, LabeledHistogram, type CounterSeries, type HistogramSeries } from './metric-series.ts'
 import { ERROR_CATALOG, isAppError } from './errors.ts'
+import type { NearCacheStats } from './store/near-cache.ts'
 import { CipherNeededError, StaleReadError, type Owner, type Store, type WriteItem, type WriteOutcome } from './store/types.ts'
 
 // The service's Prometheus metrics. Every label takes its values from a closed set (operation
@@ -104,6 +105,25 @@ export class ServiceMetrics {
     this.#requestSeconds.series({ operation: sample.operation, status }).observe(sample.seconds)
   }
 
+  /** The near cache's counters (SSO_NEAR_CACHE=on), read at scrape time. */
+  observeNearCache (stats: Readonly<NearCacheStats>): void {
+    const counted: Record<string, number> = {}
+    const registered = new Counter({
+      name: 'sso_attrs_near_cache_events_total',
+      help: 'Near cache: reads answered from memory (hit), filled from Redis (miss), passed to Redis with no tracking connection ready (bypass); fills, fills dropped because a change came while they were in flight, invalidations received, whole-cache flushes.',
+      labelNames: ['event'] as const,
+      registers: [this.registry],
+      collect () {
+        for (const [event, value] of Object.entries(NEAR_CACHE_EVENTS).map(([event, key]) => [event, stats[key]] as const)) {
+          const delta = value - (counted[event] ?? 0)
+          if (delta > 0) registered.labels({ event }).inc(delta)
+          counted[event] = value
+        }
+      }
+    })
+    for (const event of Object.keys(NEAR_CACHE_EVENTS)) registered.labels({ event }).inc(0)
+  }
+
   /** For the UST verifier's onCacheLookup option. */
   readonly tokenCacheLookup = (hit: boolean): void => {
     (hit ? this.#tokenCacheHit : this.#tokenCacheMiss).inc()
@@ -162,6 +182,16 @@ export class ServiceMetrics {
     return await this.registry.metrics()
   }
 }
+
+const NEAR_CACHE_EVENTS = {
+  hit: 'hits',
+  miss: 'misses',
+  bypass: 'bypassed',
+  fill: 'fills',
+  discarded_fill: 'discardedFills',
+  invalidation: 'invalidations',
+  flush: 'flushes'
+} as const satisfies Record<string, keyof NearCacheStats>
 
 interface Outcomes {
   ok: HistogramSeries

@@ -12,7 +12,7 @@ export const HELP = `usage: npm run bench -- [options]   (or: npx tsx scripts/be
   --memory-attrs <n>   attributes written for the Redis memory figure (BENCH_MEMORY_ATTRS, default 100000; quick 10000;
                        0 skips it, the default with --profile)
   --only <keys>        only these service scenarios (BENCH_ONLY, comma-separated; the baselines always run):
-                       get-plain, get-secret, put-plain, put-secret, put-batch, get-batch, names
+                       get-plain, get-secret, put-plain, put-secret, put-batch, get-batch, names, get-hot, get-hot-near
   --quick              short smoke run (with --profile or --only: BENCHMARKS.md is not rewritten unless --write)
   --profile            run the service under node --cpu-prof and print where its CPU time goes
                        (slows it down: does not rewrite BENCHMARKS.md unless --write)

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { RoundStats } from './load.ts'
 import { MONITOR_SAMPLE, type CommandsSent, type Pinning, type RedisMemory, type RunFacts } from './measure.ts'
 import { fmt, median } from './numbers.ts'
+import { nearCacheNote } from './near-cache.ts'
 import type { BenchOptions } from './options.ts'
 import { baselineOf, BATCH, MEMORY_ATTRS_PER_SESSION, NAMES_PER_SESSION, RATE_LIMIT_MAX, TOKEN_CACHE_DEFAULT, VALUE_BYTES, type Scenario } from './scenarios.ts'
 
@@ -110,6 +111,8 @@ export interface ReportInput {
   /** USTs minted: the driven sessions, the names sessions, the memory sample's sessions. */
   tokenCounts: { sessions: number, names: number, memory: number }
   profileLines: string[]
+  /** Redis CPU per second with no load (bench/near-cache.ts), for the near cache's net figure. */
+  idleRedisCpuUsPerSecond?: number | undefined
 }
 
 export function renderReport (input: ReportInput): string {
@@ -206,6 +209,7 @@ export function renderReport (input: ReportInput): string {
   ]
   const memoryLines = [
     floorNote(),
+    nearCacheNote(rounds, input.idleRedisCpuUsPerSecond),
     memory === undefined ? '- Redis memory: not measured (--memory-attrs 0).' : `- Redis memory: ${fmt(memory.bytes / 1048576, 1)} MiB of \`used_memory\` for ${fmt(memory.attributes)} attributes (${VALUE_BYTES}-byte values, names of 4 characters, ${fmt(memory.sessions)} sessions of ${MEMORY_ATTRS_PER_SESSION}, ${fmt(memory.keys)} keys) = **${fmt(memory.perAttribute, 1)} bytes per attribute** (target ≤ ${memoryLimit}).`,
     `- Service RSS: ${fmt(rss.boot, 1)} MiB after start, ${fmt(rss.beforeLoad, 1)} MiB before the measured rounds (after population and warm-up), ${fmt(rss.afterLoad, 1)} MiB after them (highest seen between rounds ${fmt(rss.maxDuringLoad, 1)} MiB). Baseline RSS at the end: ${fmt(input.baselineRss, 1)} MiB.`,
     `- Redis over the whole run: ${facts.scriptLoads} EVAL/SCRIPT LOAD, ${facts.noscript} NOSCRIPT replies, ${facts.scanKeys} SCAN/KEYS; commands Redis ran from the service's start to the end of the load (population and memory sample included, scripts' inner commands included): ${[...facts.runCommands].sort((a, b) => b[1] - a[1]).map(([n, c]) => `${n} ${fmt(c)}`).join(', ')}.`

@@ -87,7 +87,8 @@ export async function populate (port: number, tokens: string[], namesTokens: str
 }
 
 export type Method = 'GET' | 'PUT'
-export type Target = 'service' | 'baseline'
+/** `near`: a second service process with the near cache on (bench/near-cache.ts). */
+export type Target = 'service' | 'baseline' | 'near'
 
 export interface Scenario {
   key: string
@@ -187,7 +188,7 @@ export function buildScenarios (tokens: string[], namesTokens: string[], putBody
 
 /** The baselines and the `only` service scenarios (all when empty), with the single form of each batch one. */
 export function selectScenarios (scenarios: Scenario[], only: string[]): Scenario[] {
-  const known = scenarios.filter((s) => s.target === 'service').map((s) => s.key)
+  const known = scenarios.filter((s) => s.target !== 'baseline').map((s) => s.key)
   const unknown = only.filter((key) => !known.includes(key))
   if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (known: ${known.join(', ')})`)
   if (only.length === 0) return scenarios

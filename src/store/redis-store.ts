@@ -96,6 +96,8 @@ export interface RedisStoreOptions extends StoreLimits, Pick<RedisConnectionOpti
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly redis: RedisClient
+  /** How the store reaches Redis, for the near cache's own connections (near-cache.ts). */
+  readonly connection: RedisConnectionOptions
   /** Where durable writes go: a connection of their own, so that WAIT never holds up reads. */
   readonly #writer: RedisClient
   readonly #minReplicasAck: number
@@ -130,6 +132,7 @@ export class RedisStore implements Store {
       redisOptions: options.redisOptions,
       clusterOptions: options.clusterOptions
     }
+    this.connection = connection
     this.redis = createRedisClient(connection)
     this.#minReplicasAck = options.minReplicasAck ?? 0
     // WAIT gives up before the request's deadline, so that the writer connection is free again

@@ -93,6 +93,20 @@ export function createRedisClient (options: RedisConnectionOptions): RedisClient
 }
 
 /**
+ * One plain connection to one server: a Cluster node by address, or else the configured server
+ * (a URL or the Sentinels' primary). The near cache's tracking connections (near-cache.ts).
+ */
+export function createNodeClient (options: RedisConnectionOptions, node?: HostPort): Redis {
+  let client: Redis
+  if (options.topology.kind !== 'cluster') client = newRedisClient(options) as Redis
+  else if (node !== undefined) client = new Redis({ ...nodeOptions(options), host: node.host, port: node.port, Connector: ErrorSafeConnector, ...options.redisOptions })
+  else throw new Error('a connection to one Cluster node needs its address')
+  const stopWatching = watchForStalls(client, options.commandTimeoutMs)
+  client.once('end', stopWatching)
+  return client
+}
+
+/**
  * The slot map is otherwise reloaded only when a command meets MOVED or a dead node, so an
  * instance that sat idle through a failover would send its first requests to the old master and
  * answer them 503. One CLUSTER SLOTS a second per instance keeps every instance's map at most
