@@ -38,6 +38,21 @@ export function idempotencyKey (prefix: string, owner: Owner, key: string): stri
   return `${prefix}{${ownerTag(owner)}}:i:${key}`
 }
 
+/**
+ * An owner's event list (issue 16, events.lua), in the owner's slot; the sharded Pub/Sub channel
+ * that carries the owner's events live has the same name. The scripts derive it from the
+ * attributes hash (`…:a` -> `…:e`).
+ */
+export function eventKey (prefix: string, owner: Owner): string {
+  return `${prefix}{${ownerTag(owner)}}:e`
+}
+
+/** The owner whose event list (and channel) a name is, or undefined when it is not one. */
+export function ownerOfEventKey (prefix: string, key: string): Owner | undefined {
+  if (!key.startsWith(`${prefix}{`) || !key.endsWith('}:e')) return undefined
+  return ownerOfTag(key.slice(prefix.length + 1, -3))
+}
+
 /** The keys of a user's session index and user tombstone (the user's slot). */
 export function userSessionKeys (prefix: string, userId: string): [index: string, tombstone: string] {
   const base = `${prefix}{u:${userId}}:`
