@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { parseHostPorts, type Config } from '../src/config.ts'
+import { createEventFeed } from '../src/events/feed.ts'
 import type { EventFeed } from '../src/events/types.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
@@ -16,12 +17,6 @@ declare module 'fastify' {
      */
     eventFeed: EventFeed
   }
-}
-
-/** The event feed of a store (each store kind has its own). */
-export function createEventFeed (store: Store): EventFeed {
-  if (store instanceof RedisStore || store instanceof MemoryStore) return store.createEventFeed()
-  throw new Error(`no event feed for a ${store.kind} store`)
 }
 
 export function createStore (settings: Settings): Store {

@@ -345,7 +345,8 @@ export class MemoryStore implements Store, EventLog {
     let seq = ms === lastMs ? lastSeq : 0
     const recorded = events.map((event): AttributeEvent => ({ ...event, id: `${ms}-${++seq}`, owner, at: ms }))
     log.events.push(...recorded)
-    if (log.events.length > this.#events.retain + EVENTS_TRIM_STEP) {
+    // Trimmed as the Redis list, whose first element is the marker (events.lua).
+    if (log.events.length + 1 > this.#events.retain + EVENTS_TRIM_STEP) {
       const dropped = log.events.splice(0, log.events.length - this.#events.retain)
       log.base = dropped.at(-1)!.id
     }

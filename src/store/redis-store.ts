@@ -39,7 +39,10 @@ function scriptWithEvents (name: string, events: Required<EventLogOptions>): str
 
 /** write.lua or delete.lua inside idempotent.lua: the same script, recorded under an Idempotency-Key. */
 function idempotentScript (name: 'write' | 'delete', events: Required<EventLogOptions>): string {
-  return readScript('idempotent').replace('--PRELUDE--', `${eventsHelpers(events)}\n${readScript('prelude')}`).replace('--SCRIPT--', readScript(name))
+  // Replacer functions: the scripts contain `$'`, which a replacement string would expand.
+  return readScript('idempotent')
+    .replace('--PRELUDE--', () => `${eventsHelpers(events)}\n${readScript('prelude')}`)
+    .replace('--SCRIPT--', () => readScript(name))
 }
 
 type AttributeScript = 'ssoWrite' | 'ssoRead' | 'ssoDelete'
