@@ -47,6 +47,8 @@ export class RedisEventFeed extends ChannelFeed {
   protected async listen (channel: string): Promise<void> {
     this.#placed.set(channel, undefined)
     try {
+      // The store's client knows where a channel lives once it is connected (a Cluster's slot map).
+      if (this.#store.redis.status !== 'ready') await this.#store.ping()
       await this.#place(channel)
     } catch (error) {
       this.#placed.delete(channel)
