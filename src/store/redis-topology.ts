@@ -170,6 +170,8 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
   return cluster
 }
 
+export const SUBSCRIBER_CONNECTION_NAME = 'sso-attrs-events'
+
 /**
  * A connection for sharded Pub/Sub (src/events/redis-feed.ts): to the given node of a Cluster,
  * else to the server or Sentinel-managed primary. It never reconnects or resubscribes by
@@ -185,7 +187,9 @@ export function createSubscriber (options: RedisConnectionOptions, node?: HostPo
     enableOfflineQueue: true,
     autoResubscribe: false,
     retryStrategy: () => null,
-    lazyConnect: true
+    lazyConnect: true,
+    // Named, so that CLIENT LIST tells the feed's connections from the store's.
+    connectionName: SUBSCRIBER_CONNECTION_NAME
   }
   if (node !== undefined) return new Redis({ ...subscriber, host: node.host, port: node.port, Connector: ErrorSafeConnector })
   if (topology.kind === 'standalone') return new Redis(topology.url, { ...subscriber, Connector: ErrorSafeConnector })
