@@ -20,7 +20,7 @@ import { eventsFromMessage } from './event-log.ts'
 
 const PRIMARY = 'primary'
 const REPAIR_EVERY_MS = 1000
-const REPAIR_SOON_MS = 50
+const REPAIR_SOON_MS = 100
 
 export class RedisEventFeed extends ChannelFeed {
   readonly #store: RedisStore

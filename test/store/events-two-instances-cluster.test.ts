@@ -1,6 +1,12 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
+import { keySlot } from '../../src/events/redis-feed.ts'
+import type { AttributeEvent } from '../../src/events/types.ts'
 import { RedisStore } from '../../src/store/redis-store.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { RedisCluster } from '../fixtures/cluster.ts'
 import { LIMITS } from './contract.ts'
 import { twoInstances } from './events-instances.ts'
@@ -20,4 +26,52 @@ test('two instances on a 3-master Cluster: A\'s writes reach B\'s subscribers on
     connectTimeoutMs: 2_000,
     ...LIMITS
   }), () => masters)
+})
+
+test('a failover of the channel\'s master: the subscription follows the slot to the promoted replica and misses nothing', async (t) => {
+  const open = (keyPrefix: string, minReplicasAck = 0) => new RedisStore({
+    topology: { kind: 'cluster', nodes: cluster.startupNodes },
+    keyPrefix,
+    commandTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    minReplicasAck,
+    ...LIMITS
+  })
+  const prefix = `fo-${Date.now()}:`
+  // The first write waits for the replica, so that it is not lost with the master; the promoted
+  // replica has none left, so the writes after the failover do not wait.
+  const first = open(prefix, 1)
+  const a = open(prefix)
+  const b = open(prefix)
+  const feed = b.createEventFeed()
+  t.after(async () => {
+    await feed.close()
+    await first.close()
+    await a.close()
+    await b.close()
+  })
+  const owner = sessionOwner(randomBytes(16).toString('base64url').slice(0, 22))
+  const events: AttributeEvent[] = []
+  let resyncs = 0
+  await feed.subscribe(owner, { onEvent: (event) => { events.push(event) }, onResync: () => { resyncs++ } })
+  const write = async (value: number, store = a) => await store.write(owner, 'set', [{ name: 'n', value: { kind: 'plain', plain: String(value) }, expiry: { kind: 'keep' } }])
+  await write(1, first)
+  const oldPort = await cluster.killMasterOf(keySlot(b.eventChannelOf(owner)))
+  const newPort = await cluster.waitPromoted(keySlot(b.eventChannelOf(owner)), oldPort)
+  const deadline = Date.now() + 15_000
+  for (let value = 2; value <= 3; value++) {
+    for (;;) {
+      try {
+        await write(value)
+        break
+      } catch (error) {
+        if (Date.now() > deadline) throw error
+        await sleep(100)
+      }
+    }
+  }
+  while (events.length < 3 && Date.now() < deadline) await sleep(20)
+  t.diagnostic(`master ${oldPort} killed, ${newPort} promoted; events: ${events.map((event) => event.version).join(', ')}`)
+  assert.deepEqual(events.map((event) => event.version), [1, 2, 3])
+  assert.equal(resyncs, 0)
 })
