@@ -331,12 +331,16 @@ export class MemoryStore implements Store, EventLog {
     return { totals, ttlMs: until - now }
   }
 
-  /** Appends events to the owner's log, as events.lua does, and hands them to the feed's listeners. */
+  /**
+   * Appends events to the owner's log and hands them to the feed's listeners, as events.lua
+   * does: only for a watched owner (a log kept since a subscription, or a listener now).
+   */
   #record (owner: Owner, now: number, ttlMs: number, events: NewEvent[]): void {
     if (!this.#events.enabled || events.length === 0) return
     const key = `${owner.scope}:${owner.id}`
-    let log = this.#eventLogs.get(key)
+    let log = this.#liveLog(key, now)
     if (log === undefined) {
+      if (!this.#listeners.has(key)) return
       log = { base: `${now}-0`, events: [], until: 0 }
       this.#eventLogs.set(key, log)
     }
@@ -354,18 +358,22 @@ export class MemoryStore implements Store, EventLog {
     this.#publish(key, recorded)
   }
 
-  /** A session's first end: its log cut to `ended` (end-session.lua), or `ended` live only when it has none. */
+  /** A session's first end: `ended`, its log (if any) cut to it, as end-session.lua. */
   #recordEnd (owner: Owner, now: number, tombstoneTtlMs: number): void {
-    if (!this.#events.enabled) return
-    const key = `${owner.scope}:${owner.id}`
-    const log = this.#eventLogs.get(key)
-    if (log === undefined) {
-      this.#publish(key, [{ id: `${now}-0`, owner, kind: 'ended', at: now }])
-      return
+    const log = this.#liveLog(`${owner.scope}:${owner.id}`, now)
+    if (log !== undefined) {
+      log.base = log.events.at(-1)?.id ?? log.base
+      log.events = []
     }
-    log.base = log.events.at(-1)?.id ?? log.base
-    log.events = []
     this.#record(owner, now, tombstoneTtlMs, [{ kind: 'ended' }])
+  }
+
+  /** An owner's event log unless it has expired (the Redis list's TTL). */
+  #liveLog (key: string, now: number): OwnerEvents | undefined {
+    const log = this.#eventLogs.get(key)
+    if (log === undefined || log.until > now) return log
+    this.#eventLogs.delete(key)
+    return undefined
   }
 
   #publish (key: string, events: AttributeEvent[]): void {
@@ -391,8 +399,8 @@ export class MemoryStore implements Store, EventLog {
   async readEvents (owner: Owner, since: string | undefined): Promise<EventReplay> {
     const now = this.#now()
     const key = `${owner.scope}:${owner.id}`
-    const log = this.#eventLogs.get(key)
-    if (log === undefined || log.until <= now) {
+    const log = this.#liveLog(key, now)
+    if (log === undefined) {
       const idleMs = owner.scope === 'session' ? this.#limits.sessionIdleTtlMs : this.#limits.userIdleTtlMs
       const base = `${now}-0`
       this.#eventLogs.set(key, { base, events: [], until: now + idleMs })

@@ -53,17 +53,17 @@ describe('RedisStore on a Redis Cluster', () => {
       const keys = await master.keys(`${prefix}*`)
       perMaster.push(keys.length)
       for (const key of keys) assert.ok(await master.pttl(key) > 0, `${key} has no TTL`)
-      // A session's four keys (attributes, expiries, deadline, events) are all here or all elsewhere.
+      // A session's three keys are all here or all elsewhere.
       const bySession = new Map<string, number>()
       for (const key of keys) {
         const sid = /\{([^}]+)\}/.exec(key)![1]!
         bySession.set(sid, (bySession.get(sid) ?? 0) + 1)
       }
-      for (const [sid, count] of bySession) assert.equal(count, 4, `session ${sid} has ${count} keys on ${master.options.port}`)
+      for (const [sid, count] of bySession) assert.equal(count, 3, `session ${sid} has ${count} keys on ${master.options.port}`)
     }
     t.diagnostic(`keys per master: ${perMaster.join(', ')}`)
     assert.ok(perMaster.every((count) => count > 0), `every master holds sessions: ${perMaster.join(', ')}`)
-    assert.equal(perMaster.reduce((sum, count) => sum + count, 0), sessions.length * 4)
+    assert.equal(perMaster.reduce((sum, count) => sum + count, 0), sessions.length * 3)
     for (const sid of sessions.slice(0, 10)) assert.deepEqual(await store.names(sessionOwner(sid)), ['a', 'b'])
   })
 

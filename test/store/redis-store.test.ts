@@ -5,6 +5,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from '../../src/errors.ts'
+import { EVENTS_RETAINED, EVENTS_TRIM_STEP } from '../../src/events/event-log.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
 import { PreconditionFailed, sessionOwner, userOwner, type StoreLimits } from '../../src/store/types.ts'
 import { RedisServer } from '../fixtures/redis.ts'
@@ -117,21 +118,21 @@ describe('RedisStore on a real redis-server', () => {
       { name: 'b', value: { kind: 'cipher', cipher: 'C' }, expiry: { kind: 'keep' } }
     ])
     await store.write(sessionOwner(other), 'set', [{ name: 'z', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
-    // sid: hash, expiry zset, deadline, events; other: hash, deadline and events (no expiry zset yet).
-    await keysHaveTtl(7)
+    // sid: hash, expiry zset, deadline; other: hash and deadline (no expiry zset yet).
+    await keysHaveTtl(5)
     await store.write(sessionOwner(other), 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'set', ms: 30_000 } }])
-    await keysHaveTtl(8)
+    await keysHaveTtl(6)
     await store.write(sessionOwner(other), 'update', [{ name: 'z', value: { kind: 'keep' }, expiry: { kind: 'clear' } }])
     await store.delete(sessionOwner(sid), ['a'])
     await store.get(sessionOwner(sid), ['b'])
     await store.names(sessionOwner(other))
-    await keysHaveTtl(6)
+    await keysHaveTtl(4)
     await store.delete(sessionOwner(sid), ['b'])
     await store.delete(sessionOwner(other), ['z'])
-    // Only the deadlines and the event lists remain, still expiring.
-    await keysHaveTtl(4)
+    // Only the deadlines remain, still expiring.
+    await keysHaveTtl(2)
     await assert.rejects(store.write(sessionOwner(sid), 'update', [{ name: 'gone', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }]), PreconditionFailed)
-    await keysHaveTtl(4)
+    await keysHaveTtl(2)
   })
 
   test('the keys of a session disappear from Redis once the session is idle', async (t) => {
@@ -139,9 +140,38 @@ describe('RedisStore on a real redis-server', () => {
     const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000 })
     const client = inspector(t)
     await store.write(sessionOwner(newSessionId()), 'create', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
-    assert.equal((await client.keys(`${prefix}*`)).length, 4)
+    assert.equal((await client.keys(`${prefix}*`)).length, 3)
     await sleep(idle + 200)
     assert.deepEqual(await client.keys(`${prefix}*`), [])
+  })
+
+  test('an owner\'s event list exists while the owner is watched, in its slot, with its idle TTL, and is trimmed', async (t) => {
+    const idle = 400
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000, maxAttributesPerSession: 50 })
+    const client = inspector(t)
+    const watched = sessionOwner(newSessionId())
+    const unwatched = sessionOwner(newSessionId())
+    const feed = store.createEventFeed()
+    t.after(async () => { await feed.close() })
+    const subscription = await feed.subscribe(watched, { onEvent: () => {} })
+    const items = Array.from({ length: 50 }, (_, index) => ({ name: `a${index}`, value: { kind: 'plain' as const, plain: '1' }, expiry: { kind: 'keep' as const } }))
+    for (let round = 0; round < 3; round++) {
+      await store.write(watched, 'set', items)
+      await store.write(unwatched, 'set', items)
+    }
+    const list = store.eventChannelOf(watched)
+    assert.deepEqual((await client.keys(`${prefix}*:e`)), [list], 'no list for the owner nobody watches')
+    assert.equal(/\{([^}]*)\}/.exec(list)?.[1], watched.id)
+    const ttl = await client.pttl(list)
+    assert.ok(ttl > 0 && ttl <= idle, `PTTL ${ttl}`)
+    // 150 events: trimmed to the marker and the last EVENTS_RETAINED once past EVENTS_RETAINED + EVENTS_TRIM_STEP.
+    const elements = await client.lrange(list, 0, -1)
+    assert.ok(elements.length <= EVENTS_RETAINED + EVENTS_TRIM_STEP && elements.length > EVENTS_RETAINED, `${elements.length} elements`)
+    assert.match(elements[0]!, /^~\d+-\d+$/)
+    assert.match(elements.at(-1)!, /^\d+-\d+\|c\|3\|\|p\|a49$/)
+    subscription.close()
+    await sleep(idle + 200)
+    assert.deepEqual(await client.keys(`${prefix}*`), [], 'gone with the session')
   })
 
   test('a user\'s attribute keys sit in the user\'s slot beside its index and tombstone, each with the user idle TTL', async (t) => {
@@ -155,7 +185,7 @@ describe('RedisStore on a real redis-server', () => {
     await store.endUserSessions(userId, 60_000)
     const keys = (await client.keys(`${prefix}*`)).sort()
     // The session index is gone (the logout took it); the tombstone and the attributes stay.
-    assert.deepEqual(keys, [`${prefix}{${sid}}:t`, `${prefix}{u:${userId}}:a`, `${prefix}{u:${userId}}:e`, `${prefix}{u:${userId}}:t`, `${prefix}{u:${userId}}:x`])
+    assert.deepEqual(keys, [`${prefix}{${sid}}:t`, `${prefix}{u:${userId}}:a`, `${prefix}{u:${userId}}:t`, `${prefix}{u:${userId}}:x`])
     for (const key of keys.filter((key) => key.includes('{u:') && !key.endsWith(':t'))) {
       const ttl = await client.pttl(key)
       // Set to the idle window (not the 60 s expiry of the attribute), however slow the machine.
@@ -167,7 +197,7 @@ describe('RedisStore on a real redis-server', () => {
     }
     assert.deepEqual(await store.names(userOwner(userId)), ['theme'])
     await sleep(idle + 300)
-    assert.deepEqual((await client.keys(`${prefix}{u:${userId}}:[axe]`)), [], 'gone after the idle window')
+    assert.deepEqual((await client.keys(`${prefix}{u:${userId}}:[ax]`)), [], 'gone after the idle window')
   })
 
   test('all keys of one session share one hash tag and one cluster slot', async (t) => {
@@ -178,14 +208,14 @@ describe('RedisStore on a real redis-server', () => {
       await store.write(sessionOwner(sid), 'create', [{ name: `{${sid}}:x`, value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 60_000 } }])
     }
     const keys = await client.keys(`${prefix}*`)
-    assert.equal(keys.length, 4 * sessions.length)
+    assert.equal(keys.length, 3 * sessions.length)
     const slotOf = loadSlotOf()
     if (slotOf === undefined) t.diagnostic('cluster-key-slot not importable: checking hash tags only')
     for (const sid of sessions) {
       const own = keys.filter((key) => key.startsWith(`${prefix}{${sid}}:`))
-      assert.equal(own.length, 4, `keys of ${sid}: ${own.join(', ')}`)
-      // The tombstone exists only once the session has ended.
-      assert.deepEqual(own.sort(), [...store.keysOf(sessionOwner(sid)).slice(0, 3), store.eventChannelOf(sessionOwner(sid))].sort())
+      assert.equal(own.length, 3, `keys of ${sid}: ${own.join(', ')}`)
+      // The fourth key, the tombstone, exists only once the session has ended.
+      assert.deepEqual(own.sort(), store.keysOf(sessionOwner(sid)).slice(0, 3).sort())
       for (const key of [...own, store.keysOf(sessionOwner(sid))[3]]) {
         // The first {...} of the key is the hash tag Redis Cluster hashes.
         assert.equal(/\{([^}]*)\}/.exec(key)?.[1], sid)
