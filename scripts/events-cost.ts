@@ -92,21 +92,23 @@ console.log(`\nevents delivered to the subscribed variant's feed: ${delivered}`)
 await feed.close()
 for (const variant of Object.values(variants)) await variant.store.close()
 
-async function memory (enabled: boolean, sessions: number, perSession: number): Promise<number> {
+/** Bytes per attribute; `watched`: every session has a subscriber (whose subscription creates its event list). */
+async function memory (enabled: boolean, sessions: number, perSession: number, watched = false): Promise<number> {
   await admin.flushall()
   await sleep(100)
   const store = open(enabled)
+  const owners = Array.from({ length: sessions }, newSession)
+  const memoryFeed = createEventFeed(store)
   const before = info(await admin.info('memory'), 'used_memory')
+  if (watched) for (const owner of owners) await memoryFeed.subscribe(owner, { onEvent: () => {} })
   const items = Array.from({ length: perSession }, (_, index) => item(`m${String(index).padStart(3, '0')}`))
   let next = 0
   await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < sessions) {
-      next++
-      await store.write(newSession(), 'set', items)
-    }
+    while (next < sessions) await store.write(owners[next++]!, 'set', items)
   }))
   await sleep(200)
   const after = info(await admin.info('memory'), 'used_memory')
+  await memoryFeed.close()
   await store.close()
   return (after - before) / (sessions * perSession)
 }
@@ -115,7 +117,8 @@ console.log('\nRedis memory per attribute (used_memory delta / attributes)')
 for (const [sessions, perSession] of [[1000, 100], [10_000, 1]] as const) {
   const off = await memory(false, sessions, perSession)
   const on = await memory(true, sessions, perSession)
-  console.log(`  ${sessions} sessions of ${perSession}: off ${off.toFixed(1)} B, on ${on.toFixed(1)} B (+${(on - off).toFixed(1)} B)`)
+  const watched = await memory(true, sessions, perSession, true)
+  console.log(`  ${sessions} sessions of ${perSession}: off ${off.toFixed(1)} B, on ${on.toFixed(1)} B (${(on - off).toFixed(1)} B), on and watched ${watched.toFixed(1)} B (+${(watched - off).toFixed(1)} B; includes the subscriber connection's buffers)`)
 }
 admin.disconnect()
 await redis.close()
