@@ -47,12 +47,6 @@ export function eventKey (prefix: string, owner: Owner): string {
   return `${prefix}{${ownerTag(owner)}}:e`
 }
 
-/** The owner whose event list (and channel) a name is, or undefined when it is not one. */
-export function ownerOfEventKey (prefix: string, key: string): Owner | undefined {
-  if (!key.startsWith(`${prefix}{`) || !key.endsWith('}:e')) return undefined
-  return ownerOfTag(key.slice(prefix.length + 1, -3))
-}
-
 /** The keys of a user's session index and user tombstone (the user's slot). */
 export function userSessionKeys (prefix: string, userId: string): [index: string, tombstone: string] {
   const base = `${prefix}{u:${userId}}:`
