@@ -1,4 +1,4 @@
-import type { Owner } from '../store/types.ts'
+import { SessionEndedError, type Owner } from '../store/types.ts'
 import { compareEventIds, type EventLog, type EventReplay } from './event-log.ts'
 import type { AttributeEvent, EventFeed, EventSubscription, SubscribeOptions } from './types.ts'
 
@@ -89,6 +89,8 @@ interface Channel {
   lapses: number
   /** Between a lapse and its resume: no subscription is released. */
   lapsed: boolean
+  /** The next expiry of an attribute of the owner (store clock), its timer, and local minus store clock. */
+  expiry: { at: number | null, timer: NodeJS.Timeout | undefined, skew: number }
 }
 
 export abstract class ChannelFeed implements EventFeed {
@@ -118,14 +120,16 @@ export abstract class ChannelFeed implements EventFeed {
     const key = this.channelOf(owner)
     let channel = this.#channels.get(key)
     if (channel === undefined) {
-      channel = { owner, subscriptions: new Set(), listening: undefined, lapses: 0, lapsed: false }
+      channel = { owner, subscriptions: new Set(), listening: undefined, lapses: 0, lapsed: false, expiry: { at: null, timer: undefined, skew: 0 } }
       this.#channels.set(key, channel)
     }
+    const first = channel.listening === undefined
     const subscription = new Subscription(options, (closed) => { this.#drop(key, closed) })
     channel.subscriptions.add(subscription)
     try {
       channel.listening ??= this.listen(key, owner)
       await channel.listening
+      if (first) this.#purge(key, channel)
       const replay = await this.#catchUp(channel, subscription, true)
       subscription.resync = replay.resync
       subscription.replayed = replay.events.length
@@ -163,6 +167,40 @@ export abstract class ChannelFeed implements EventFeed {
     const channel = this.#channels.get(key)
     if (channel === undefined) return
     for (const subscription of channel.subscriptions) subscription.receive(events)
+    for (const event of events) {
+      if (typeof event.expiresAt === 'number' && (channel.expiry.at === null || event.expiresAt < channel.expiry.at)) {
+        channel.expiry.at = event.expiresAt
+        this.#armExpiry(key, channel)
+      }
+    }
+  }
+
+  // Attributes expire lazily (D73): for a watched owner the feed asks the store to purge at the
+  // next expiry time, so that `expired` comes on time rather than at the next call. Every
+  // instance watching the owner asks; the first purge records the events, the others find
+  // nothing. Nothing is renewed.
+  #armExpiry (key: string, channel: Channel): void {
+    clearTimeout(channel.expiry.timer)
+    channel.expiry.timer = undefined
+    if (channel.expiry.at === null) return
+    const delayMs = Math.max(10, channel.expiry.at - (Date.now() - channel.expiry.skew) + 5)
+    channel.expiry.timer = setTimeout(() => { this.#purge(key, channel) }, Math.min(delayMs, 2 ** 31 - 1))
+    channel.expiry.timer.unref()
+  }
+
+  #purge (key: string, channel: Channel): void {
+    if (this.#channels.get(key) !== channel) return
+    this.#log.purgeExpired(channel.owner).then(({ nextExpiry, now }) => {
+      channel.expiry.skew = Date.now() - now
+      channel.expiry.at = nextExpiry
+      this.#armExpiry(key, channel)
+    }, (error: unknown) => {
+      if (error instanceof SessionEndedError) return
+      // The store cannot answer now: try again in a second.
+      channel.expiry.skew = 0
+      channel.expiry.at = Date.now() + 1000
+      this.#armExpiry(key, channel)
+    })
   }
 
   /** The owner of a channel listened to. */
@@ -196,6 +234,7 @@ export abstract class ChannelFeed implements EventFeed {
     const channel = this.#channels.get(key)
     if (channel === undefined || !channel.subscriptions.delete(subscription)) return
     if (channel.subscriptions.size === 0) {
+      clearTimeout(channel.expiry.timer)
       this.#channels.delete(key)
       this.unlisten(key)
     }

@@ -19,6 +19,11 @@ export interface EventReplay {
 /** A store that records events (both stores do): replay for the feeds. */
 export interface EventLog {
   readEvents: (owner: Owner, since: string | undefined) => Promise<EventReplay>
+  /**
+   * Purges the owner's expired attributes now (recording their `expired` events); when the
+   * next one expires (epoch ms, null: none) and the store's clock, to compare it with.
+   */
+  purgeExpired: (owner: Owner) => Promise<{ nextExpiry: number | null, now: number }>
 }
 
 /** How many events each owner's log keeps at least (and, trimmed in steps, at most EVENTS_RETAINED + EVENTS_TRIM_STEP). */

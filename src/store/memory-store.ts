@@ -420,6 +420,16 @@ export class MemoryStore implements Store, EventLog {
     return { resync: false, last, events }
   }
 
+  /** Purges the owner's expired attributes now, recording `expired`; when the next one expires. */
+  async purgeExpired (owner: Owner): Promise<{ nextExpiry: number | null, now: number }> {
+    const now = this.#now()
+    let nextExpiry: number | null = null
+    for (const attribute of this.#live(owner, now)?.attributes.values() ?? []) {
+      if (attribute.expiresAt !== null && (nextExpiry === null || attribute.expiresAt < nextExpiry)) nextExpiry = attribute.expiresAt
+    }
+    return { nextExpiry, now }
+  }
+
   /** An in-process feed of this store's events. */
   createEventFeed (): MemoryEventFeed {
     return new MemoryEventFeed(this)

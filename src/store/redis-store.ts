@@ -64,6 +64,8 @@ interface ScriptCommands {
   ssoUserDeleteIdempotent: ScriptCommands['ssoDelete']
   ssoEraseUser: (attrs: string, expiry: string, idleTtlMs: number) => Promise<number>
   ssoReplay: (attrs: string, events: string, since: string, ttlMs: number) => Promise<Array<string | null>>
+  ssoPurge: (...keys: string[]) => Promise<[number, number]>
+  ssoUserPurge: (...keys: string[]) => Promise<[number, number]>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
   ssoRate: (counter: string, ttlMs: number, ...hits: Array<string | number>) => Promise<number[]>
@@ -180,6 +182,8 @@ export class RedisStore implements Store, EventLog {
     this.redis.defineCommand('ssoEraseUser', { numberOfKeys: 2, lua: scriptWithEvents('erase-user', events) })
     this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: scriptWithEvents('end-session', events) })
     this.redis.defineCommand('ssoReplay', { numberOfKeys: 2, lua: readScript('replay') })
+    this.redis.defineCommand('ssoPurge', { numberOfKeys: 4, lua: script('purge', events) })
+    this.redis.defineCommand('ssoUserPurge', { numberOfKeys: 2, lua: script('purge', events) })
     this.redis.defineCommand('ssoEndUser', { numberOfKeys: 2, lua: readScript('end-user') })
     this.redis.defineCommand('ssoIndex', { numberOfKeys: 2, lua: readScript('admit') })
     this.redis.defineCommand('ssoRate', { numberOfKeys: 1, lua: readScript('rate') })
@@ -407,6 +411,16 @@ export class RedisStore implements Store, EventLog {
     const events: AttributeEvent[] = []
     for (let index = 2; index < reply.length; index += 7) events.push(eventFromFields(owner, reply.slice(index, index + 7)))
     return { resync: Number(reply[0]) === 1, last: String(reply[1]), events }
+  }
+
+  /**
+   * Purges the owner's expired attributes now (purge.lua), recording their `expired` events;
+   * returns when the next one expires (null: none) and Redis' clock.
+   */
+  async purgeExpired (owner: Owner): Promise<{ nextExpiry: number | null, now: number }> {
+    const keys = this.keysOf(owner)
+    const [next, now] = await this.#run(() => this.#commands[owner.scope === 'session' ? 'ssoPurge' : 'ssoUserPurge'](...keys))
+    return { nextExpiry: next < 0 ? null : Number(next), now: Number(now) }
   }
 
   /** A feed of this store's events: subscriber connections of its own, opened on the first subscription. */

@@ -120,6 +120,18 @@ export function eventsContract (openStore: OpenStore): void {
         assert.deepEqual(summary(await seen.until(4)).at(-1), 'added short', 'the name is free again: added, not changed')
       })
 
+      test(`${scope}: for a watched owner, expired comes at the expiry time without any call, also for an attribute older than the subscription`, async (t) => {
+        const { store, feed } = await openWithFeed(t)
+        const owner = newOwner()
+        const [older] = await store.write(owner, 'create', [set('older', 1, { expiry: { kind: 'set', ms: 250 } })])
+        const seen = await collect(t, feed, owner)
+        const [newer] = await store.write(owner, 'create', [set('newer', 2, { expiry: { kind: 'set', ms: 100 } }), set('stays', 3)])
+        const events = await seen.until(4)
+        assert.deepEqual(summary(events), ['added newer', 'added stays', 'expired newer', 'expired older'])
+        assert.ok(events[2]!.at >= newer!.expiresAt! && events[2]!.at < newer!.expiresAt! + 1_000, `expired at ${events[2]!.at}, due ${newer!.expiresAt!}`)
+        assert.ok(events[3]!.at >= older!.expiresAt! && events[3]!.at < older!.expiresAt! + 1_000, `expired at ${events[3]!.at}, due ${older!.expiresAt!}`)
+      })
+
       test(`${scope}: refused writes and deletes record nothing`, async (t) => {
         const { store, feed } = await openWithFeed(t, { maxAttributesPerSession: 2 })
         const owner = newOwner()
