@@ -28,6 +28,81 @@ test('two instances on a 3-master Cluster: A\'s writes reach B\'s subscribers on
   }), () => masters)
 })
 
+/** Moves a slot, with its keys, to another master, as `redis-cli --cluster reshard` does. */
+async function migrateSlot (slot: number, toPort: number): Promise<void> {
+  const roles = await cluster.roles()
+  const masters = roles.filter((role) => role.role === 'master' && !role.failed)
+  const source = masters.find((role) => role.slots.some(([from, to]) => slot >= from && slot <= to))!
+  const target = masters.find((role) => role.port === toPort)!
+  const from = cluster.nodeClient(source.port)
+  const to = cluster.nodeClient(target.port)
+  try {
+    await to.cluster('SETSLOT', slot, 'IMPORTING', source.id)
+    await from.cluster('SETSLOT', slot, 'MIGRATING', target.id)
+    for (;;) {
+      const keys = await from.cluster('GETKEYSINSLOT', slot, 100) as string[]
+      if (keys.length === 0) break
+      await from.migrate('127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys)
+    }
+    for (const master of masters) {
+      const client = cluster.nodeClient(master.port)
+      await client.cluster('SETSLOT', slot, 'NODE', target.id).finally(() => { client.disconnect() })
+    }
+  } finally {
+    from.disconnect()
+    to.disconnect()
+  }
+}
+
+test('a slot migrated to another master: the subscription moves with it and misses nothing', async (t) => {
+  const open = (keyPrefix: string) => new RedisStore({
+    topology: { kind: 'cluster', nodes: cluster.startupNodes },
+    keyPrefix,
+    commandTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    ...LIMITS
+  })
+  const prefix = `mv-${Date.now()}:`
+  const a = open(prefix)
+  const b = open(prefix)
+  const feed = b.createEventFeed()
+  t.after(async () => {
+    await feed.close()
+    await a.close()
+    await b.close()
+  })
+  const owner = sessionOwner(randomBytes(16).toString('base64url').slice(0, 22))
+  const slot = keySlot(b.eventChannelOf(owner))
+  const events: AttributeEvent[] = []
+  let resyncs = 0
+  await feed.subscribe(owner, { onEvent: (event) => { events.push(event) }, onResync: () => { resyncs++ } })
+  const write = async (value: number) => {
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        return await a.write(owner, 'set', [{ name: 'n', value: { kind: 'plain', plain: String(value) }, expiry: { kind: 'keep' } }])
+      } catch (error) {
+        if (Date.now() > deadline) throw error
+        await sleep(50)
+      }
+    }
+  }
+  await write(1)
+  const oldPort = await cluster.masterOf(slot)
+  const newPort = (await cluster.roles()).find((role) => role.role === 'master' && !role.failed && role.port !== oldPort)!.port
+  await migrateSlot(slot, newPort)
+  // Written on the new master at once: before the feed has moved its subscription (replayed), and after.
+  await write(2)
+  await sleep(1_500)
+  await write(3)
+  const deadline = Date.now() + 5_000
+  while (events.length < 3 && Date.now() < deadline) await sleep(20)
+  t.diagnostic(`slot ${slot} moved from ${oldPort} to ${newPort}; events: ${events.map((event) => event.version).join(', ')}`)
+  assert.equal(await cluster.masterOf(slot), newPort)
+  assert.deepEqual(events.map((event) => event.version), [1, 2, 3])
+  assert.equal(resyncs, 0)
+})
+
 test('a failover of the channel\'s master: the subscription follows the slot to the promoted replica and misses nothing', async (t) => {
   const open = (keyPrefix: string, minReplicasAck = 0) => new RedisStore({
     topology: { kind: 'cluster', nodes: cluster.startupNodes },
