@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import { parseHostPorts, type Config } from '../src/config.ts'
+import { createEventFeed } from '../src/events/feed.ts'
+import type { EventFeed } from '../src/events/types.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
 import { NearCacheStore } from '../src/store/near-cache.ts'
@@ -10,6 +12,11 @@ import type { Store } from '../src/store/types.ts'
 declare module 'fastify' {
   interface FastifyInstance {
     store: Store
+    /**
+     * Change events of attributes (issue 16) for the transports' subscriptions. Cheap until
+     * used: subscriber connections are opened by the first subscription.
+     */
+    eventFeed: EventFeed
   }
 }
 
@@ -61,6 +68,11 @@ export default fp<{ settings: Settings, store?: Store | undefined }>(async (fast
       fastify.log.warn({ node, policy }, `Redis at ${node} has maxmemory-policy ${policy}: when it is full it evicts keys, and attributes vanish without an error. Set maxmemory-policy noeviction (docs/SCALING.md)`)
     })
   }
+  const eventFeed = createEventFeed(store)
   fastify.decorate('store', store)
-  fastify.addHook('onClose', async () => await store.close())
+  fastify.decorate('eventFeed', eventFeed)
+  fastify.addHook('onClose', async () => {
+    await eventFeed.close()
+    await store.close()
+  })
 }, { name: 'store' })

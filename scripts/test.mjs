@@ -9,7 +9,8 @@ import { globSync } from 'glob'
 
 const TOPOLOGY_SUITES = [
   'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts',
-  'test/store/redis-cluster.test.ts', 'test/store/redis-sentinel.test.ts', 'test/src/rekey-cluster.test.ts'
+  'test/store/redis-cluster.test.ts', 'test/store/redis-sentinel.test.ts', 'test/src/rekey-cluster.test.ts',
+  'test/store/events-two-instances-cluster.test.ts'
 ]
 
 const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })

@@ -21,7 +21,11 @@ export interface AttributeEvent {
   /** Epoch ms, or null when the attribute has no expiry. */
   expiresAt?: number | null
   encrypted?: boolean
-  /** JSON text of the stored value for `added`/`changed` when not encrypted (the ciphertext is never sent). */
+  /**
+   * JSON text of the stored value for `added`/`changed` when not encrypted (the ciphertext is
+   * never sent). Live events always have it; a replayed one only while the attribute still has
+   * that version (the log keeps no values, D71): without it, a later event supersedes it.
+   */
   payload?: string
   /** Epoch ms on the store's clock when the change was made. */
   at: number
@@ -38,9 +42,16 @@ export interface EventSubscription {
 export interface SubscribeOptions {
   /** The last event id the client saw (exclusive); replay what came after it, then go live. */
   since?: string | undefined
-  /** Called once per event, in id order, without duplicates across replay and live. */
+  /**
+   * Called once per event, in id order, without duplicates across replay and live; first on
+   * the turn of the event loop after subscribe() resolved. Must not throw (errors are dropped).
+   */
   onEvent: (event: AttributeEvent) => void
-  /** Called when the feed can no longer guarantee completeness (e.g. the live connection dropped). */
+  /**
+   * Called when the feed can no longer guarantee completeness: after a lapse in listening (a
+   * dropped subscriber connection) the feed replays from the last delivered id by itself, and
+   * calls this only when that id has left the kept window. The subscription goes on live.
+   */
   onResync?: () => void
 }
 

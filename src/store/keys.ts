@@ -38,6 +38,15 @@ export function idempotencyKey (prefix: string, owner: Owner, key: string): stri
   return `${prefix}{${ownerTag(owner)}}:i:${key}`
 }
 
+/**
+ * An owner's event list (issue 16, events.lua), in the owner's slot; the sharded Pub/Sub channel
+ * that carries the owner's events live has the same name. The scripts derive it from the
+ * attributes hash (`…:a` -> `…:e`).
+ */
+export function eventKey (prefix: string, owner: Owner): string {
+  return `${prefix}{${ownerTag(owner)}}:e`
+}
+
 /** The keys of a user's session index and user tombstone (the user's slot). */
 export function userSessionKeys (prefix: string, userId: string): [index: string, tombstone: string] {
   const base = `${prefix}{u:${userId}}:`

@@ -1,7 +1,10 @@
 import { AppError } from '../errors.ts'
+import { EVENTS_RETAINED, EVENTS_TRIM_STEP, compareEventIds, isEventId, type EventLog, type EventReplay } from '../events/event-log.ts'
+import { MemoryEventFeed } from '../events/memory-feed.ts'
+import type { AttributeEvent } from '../events/types.ts'
 import {
-  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
-  type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, sessionOwner, userOwner,
+  type EventLogOptions, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // The embedded store for development: the same semantics as the Redis scripts, step for
@@ -17,9 +20,20 @@ interface Session {
 export interface MemoryStoreOptions extends StoreLimits {
   now?: () => number
   sweepIntervalMs?: number
+  events?: EventLogOptions | undefined
 }
 
-export class MemoryStore implements Store {
+/** An event before the log gives it its id. */
+type NewEvent = Omit<AttributeEvent, 'id' | 'owner' | 'at'>
+
+/** An owner's event log, as the Redis list of events.lua: every event after `base` is in `events`. */
+interface OwnerEvents {
+  base: string
+  events: AttributeEvent[]
+  until: number
+}
+
+export class MemoryStore implements Store, EventLog {
   readonly kind = 'memory' as const
   readonly #owners = { session: new Map<string, Session>(), user: new Map<string, Session>() }
   /** Tombstones: session id -> epoch ms until which the session stays ended. */
@@ -32,6 +46,10 @@ export class MemoryStore implements Store {
   readonly #hits = new Map<string, { current: number, until: number }>()
   /** Idempotency-Key records: the first final outcome of a write or delete, by owner and key. */
   readonly #idempotencyRecords = new Map<string, { fingerprint: string, until: number, outcome: { value: unknown } | { error: PreconditionFailed } }>()
+  /** Change events (issue 16) by owner (`scope:id`), and the feed's listeners. */
+  readonly #eventLogs = new Map<string, OwnerEvents>()
+  readonly #listeners = new Map<string, Set<(events: AttributeEvent[]) => void>>()
+  readonly #events: Required<EventLogOptions>
   readonly #limits: Required<StoreLimits>
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
@@ -45,6 +63,7 @@ export class MemoryStore implements Store {
       maxAttributesPerUser: options.maxAttributesPerUser ?? options.maxAttributesPerSession
     }
     this.#now = options.now ?? Date.now
+    this.#events = { enabled: options.events?.enabled ?? true, retain: options.events?.retain ?? EVENTS_RETAINED }
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
   }
@@ -60,6 +79,7 @@ export class MemoryStore implements Store {
     for (const [key, hits] of this.#hits) if (hits.until <= now) this.#hits.delete(key)
     for (const [key, record] of this.#idempotencyRecords) if (record.until <= now) this.#idempotencyRecords.delete(key)
     for (const [id, ended] of this.#endedUsers) if (ended.until <= now) this.#endedUsers.delete(id)
+    for (const [key, log] of this.#eventLogs) if (log.until <= now) this.#eventLogs.delete(key)
     for (const [id, sessions] of this.#userSessions) {
       for (const [sessionId, until] of sessions) if (until <= now) sessions.delete(sessionId)
       if (sessions.size === 0) this.#userSessions.delete(id)
@@ -81,9 +101,14 @@ export class MemoryStore implements Store {
       owners.delete(owner.id)
       return undefined
     }
+    const expired: NewEvent[] = []
     for (const [name, attribute] of session.attributes) {
-      if (attribute.expiresAt !== null && attribute.expiresAt <= now) session.attributes.delete(name)
+      if (attribute.expiresAt !== null && attribute.expiresAt <= now) {
+        session.attributes.delete(name)
+        expired.push({ kind: 'expired', name })
+      }
     }
+    this.#record(owner, now, session.idleUntil - now, expired)
     return session
   }
 
@@ -157,6 +182,7 @@ export class MemoryStore implements Store {
       target = { deadline: owner.scope === 'session' ? now + this.#limits.sessionMaxTtlMs : Infinity, idleUntil: now, attributes: new Map() }
       this.#owners[owner.scope].set(owner.id, target)
     }
+    const events: NewEvent[] = []
     const outcomes = items.map((item, index): WriteOutcome => {
       const cur = current[index]
       const value = item.value
@@ -179,9 +205,11 @@ export class MemoryStore implements Store {
       target.attributes.set(item.name, {
         name: item.name, payload, encrypted, version, createdAt: cur?.createdAt ?? now, modifiedAt: now, expiresAt
       })
+      events.push({ kind: cur === undefined ? 'added' : 'changed', name: item.name, version, expiresAt, encrypted, ...(encrypted ? {} : { payload }) })
       return { name: item.name, version, expiresAt }
     })
     this.#renew(owner, target, now)
+    this.#record(owner, now, target.idleUntil - now, events)
     return outcomes
   }
 
@@ -210,6 +238,8 @@ export class MemoryStore implements Store {
     }
     const deleted = names.map((name) => session?.attributes.delete(name) ?? false)
     if (session !== undefined) this.#renew(owner, session, now)
+    const idleMs = owner.scope === 'session' ? this.#limits.sessionIdleTtlMs : this.#limits.userIdleTtlMs
+    this.#record(owner, now, session !== undefined ? session.idleUntil - now : idleMs, names.filter((_, index) => deleted[index]).map((name) => ({ kind: 'removed', name })))
     return deleted
   }
 
@@ -226,13 +256,17 @@ export class MemoryStore implements Store {
   }
 
   async eraseUserAttributes (userId: string): Promise<number> {
-    const live = this.#live({ scope: 'user', id: userId }, this.#now())
+    const now = this.#now()
+    const owner = userOwner(userId)
+    const live = this.#live(owner, now)
     this.#owners.user.delete(userId)
+    this.#record(owner, now, this.#limits.userIdleTtlMs, [...(live?.attributes.keys() ?? [])].map((name) => ({ kind: 'removed', name })))
     return live?.attributes.size ?? 0
   }
 
   async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {
     const now = this.#now()
+    if (!this.#isEnded(sessionId, now)) this.#recordEnd(sessionOwner(sessionId), now, tombstoneTtlMs)
     this.#owners.session.delete(sessionId)
     this.#endedSessions.set(sessionId, Math.max(this.#endedSessions.get(sessionId) ?? 0, now + tombstoneTtlMs))
   }
@@ -297,6 +331,110 @@ export class MemoryStore implements Store {
     return { totals, ttlMs: until - now }
   }
 
+  /**
+   * Appends events to the owner's log and hands them to the feed's listeners, as events.lua
+   * does: only for a watched owner (a log kept since a subscription, or a listener now).
+   */
+  #record (owner: Owner, now: number, ttlMs: number, events: NewEvent[]): void {
+    if (!this.#events.enabled || events.length === 0) return
+    const key = `${owner.scope}:${owner.id}`
+    let log = this.#liveLog(key, now)
+    if (log === undefined) {
+      if (!this.#listeners.has(key)) return
+      log = { base: `${now}-0`, events: [], until: 0 }
+      this.#eventLogs.set(key, log)
+    }
+    const [lastMs, lastSeq] = (log.events.at(-1)?.id ?? log.base).split('-').map(Number) as [number, number]
+    const ms = Math.max(now, lastMs)
+    let seq = ms === lastMs ? lastSeq : 0
+    const recorded = events.map((event): AttributeEvent => ({ ...event, id: `${ms}-${++seq}`, owner, at: ms }))
+    log.events.push(...recorded)
+    // Trimmed as the Redis list, whose first element is the marker (events.lua).
+    if (log.events.length + 1 > this.#events.retain + EVENTS_TRIM_STEP) {
+      const dropped = log.events.splice(0, log.events.length - this.#events.retain)
+      log.base = dropped.at(-1)!.id
+    }
+    log.until = now + Math.max(1, ttlMs)
+    this.#publish(key, recorded)
+  }
+
+  /** A session's first end: `ended`, its log (if any) cut to it, as end-session.lua. */
+  #recordEnd (owner: Owner, now: number, tombstoneTtlMs: number): void {
+    const log = this.#liveLog(`${owner.scope}:${owner.id}`, now)
+    if (log !== undefined) {
+      log.base = log.events.at(-1)?.id ?? log.base
+      log.events = []
+    }
+    this.#record(owner, now, tombstoneTtlMs, [{ kind: 'ended' }])
+  }
+
+  /** An owner's event log unless it has expired (the Redis list's TTL). */
+  #liveLog (key: string, now: number): OwnerEvents | undefined {
+    const log = this.#eventLogs.get(key)
+    if (log === undefined || log.until > now) return log
+    this.#eventLogs.delete(key)
+    return undefined
+  }
+
+  #publish (key: string, events: AttributeEvent[]): void {
+    for (const listener of this.#listeners.get(key) ?? []) listener(events.map((event) => ({ ...event })))
+  }
+
+  /** Live events of an owner (the memory feed's channel); returns how to stop. */
+  listen (owner: Owner, listener: (events: AttributeEvent[]) => void): () => void {
+    const key = `${owner.scope}:${owner.id}`
+    let listeners = this.#listeners.get(key)
+    if (listeners === undefined) {
+      listeners = new Set()
+      this.#listeners.set(key, listeners)
+    }
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+      if (listeners.size === 0 && this.#listeners.get(key) === listeners) this.#listeners.delete(key)
+    }
+  }
+
+  /** The owner's recorded events after `since`, with the rules of replay.lua. */
+  async readEvents (owner: Owner, since: string | undefined): Promise<EventReplay> {
+    const now = this.#now()
+    const key = `${owner.scope}:${owner.id}`
+    const log = this.#liveLog(key, now)
+    if (log === undefined) {
+      const idleMs = owner.scope === 'session' ? this.#limits.sessionIdleTtlMs : this.#limits.userIdleTtlMs
+      const base = `${now}-0`
+      this.#eventLogs.set(key, { base, events: [], until: now + idleMs })
+      return { resync: since !== undefined, last: base, events: [] }
+    }
+    const last = log.events.at(-1)?.id ?? log.base
+    if (since === undefined) return { resync: false, last, events: [] }
+    if (!isEventId(since) || compareEventIds(since, log.base) < 0 || compareEventIds(since, last) > 0) return { resync: true, last, events: [] }
+    const current = owner.scope === 'session' && this.#isEnded(owner.id, now) ? undefined : this.#owners[owner.scope].get(owner.id)
+    const events = log.events.filter((event) => compareEventIds(event.id, since) > 0).map((event) => {
+      const copy = { ...event }
+      const attribute = event.name === undefined ? undefined : current?.attributes.get(event.name)
+      const still = attribute !== undefined && attribute.version === event.version && (attribute.expiresAt === null || attribute.expiresAt > now)
+      if (!still) delete copy.payload
+      return copy
+    })
+    return { resync: false, last, events }
+  }
+
+  /** Purges the owner's expired attributes now, recording `expired`; when the next one expires. */
+  async purgeExpired (owner: Owner): Promise<{ nextExpiry: number | null, now: number }> {
+    const now = this.#now()
+    let nextExpiry: number | null = null
+    for (const attribute of this.#live(owner, now)?.attributes.values() ?? []) {
+      if (attribute.expiresAt !== null && (nextExpiry === null || attribute.expiresAt < nextExpiry)) nextExpiry = attribute.expiresAt
+    }
+    return { nextExpiry, now }
+  }
+
+  /** An in-process feed of this store's events. */
+  createEventFeed (): MemoryEventFeed {
+    return new MemoryEventFeed(this)
+  }
+
   async ping (): Promise<void> {}
 
   async close (): Promise<void> {
@@ -308,5 +446,7 @@ export class MemoryStore implements Store {
     this.#userSessions.clear()
     this.#onceIds.clear()
     this.#hits.clear()
+    this.#eventLogs.clear()
+    this.#listeners.clear()
   }
 }

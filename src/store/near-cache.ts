@@ -234,6 +234,11 @@ export class NearCacheStore implements Store {
     return this.inner.redis
   }
 
+  /** Change events come from the store underneath: every write goes through it. */
+  createEventFeed (): ReturnType<RedisStore['createEventFeed']> {
+    return this.inner.createEventFeed()
+  }
+
   async get (owner: Owner, names: string[]): Promise<Array<StoredAttribute | null>> {
     const keys = this.inner.keysOf(owner)
     const attrs = keys[0]!

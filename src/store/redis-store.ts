@@ -3,11 +3,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { AppError, StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
-import { attributeKeys, idempotencyKey, userSessionKeys } from './keys.ts'
+import { EVENTS_RETAINED, EVENTS_TRIM_STEP, eventFromFields, type EventLog, type EventReplay } from '../events/event-log.ts'
+import { RedisEventFeed } from '../events/redis-feed.ts'
+import type { AttributeEvent } from '../events/types.ts'
+import { attributeKeys, eventKey, idempotencyKey, userSessionKeys } from './keys.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
   CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
-  sessionOwner, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
+  sessionOwner, type EventLogOptions, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
 // Key layout: src/store/keys.ts and docs/KEYS.md. Every key of an owner (a session, or a
@@ -17,14 +20,29 @@ function readScript (name: string): string {
   return readFileSync(new URL(`./redis-scripts/${name}.lua`, import.meta.url), 'utf8')
 }
 
-/** A script with the shared prelude (keys, Redis time, purge and renew helpers) in front. */
-function script (name: string): string {
-  return `${readScript('prelude')}\n${readScript(name)}`
+/** events.lua with its settings in front (issue 16): what every script that changes attributes starts with. */
+function eventsHelpers (events: Required<EventLogOptions>): string {
+  return `local EVENTS_ON, EVENTS_MAX, EVENTS_SLACK = ${String(events.enabled)}, ${events.retain}, ${EVENTS_TRIM_STEP}\n${readScript('events')}`
+}
+
+/** A script with events.lua and the shared prelude (keys, Redis time, purge and renew helpers) in front. */
+function script (name: string, events: Required<EventLogOptions>): string {
+  return `${eventsHelpers(events)}\n${readScript('prelude')}\n${readScript(name)}`
+}
+
+/** A script without the prelude, with events.lua after its flags line (a shebang must come first). */
+function scriptWithEvents (name: string, events: Required<EventLogOptions>): string {
+  const text = readScript(name)
+  const flags = text.startsWith('#!') ? text.slice(0, text.indexOf('\n') + 1) : ''
+  return `${flags}${eventsHelpers(events)}\n${text.slice(flags.length)}`
 }
 
 /** write.lua or delete.lua inside idempotent.lua: the same script, recorded under an Idempotency-Key. */
-function idempotentScript (name: 'write' | 'delete'): string {
-  return readScript('idempotent').replace('--PRELUDE--', readScript('prelude')).replace('--SCRIPT--', readScript(name))
+function idempotentScript (name: 'write' | 'delete', events: Required<EventLogOptions>): string {
+  // Replacer functions: the scripts contain `$'`, which a replacement string would expand.
+  return readScript('idempotent')
+    .replace('--PRELUDE--', () => `${eventsHelpers(events)}\n${readScript('prelude')}`)
+    .replace('--SCRIPT--', () => readScript(name))
 }
 
 type AttributeScript = 'ssoWrite' | 'ssoRead' | 'ssoDelete'
@@ -44,7 +62,10 @@ interface ScriptCommands {
   ssoDeleteIdempotent: ScriptCommands['ssoDelete']
   ssoUserWriteIdempotent: ScriptCommands['ssoWrite']
   ssoUserDeleteIdempotent: ScriptCommands['ssoDelete']
-  ssoEraseUser: (attrs: string, expiry: string) => Promise<number>
+  ssoEraseUser: (attrs: string, expiry: string, idleTtlMs: number) => Promise<number>
+  ssoReplay: (attrs: string, events: string, since: string, ttlMs: number) => Promise<Array<string | null>>
+  ssoPurge: (...keys: string[]) => Promise<[number, number]>
+  ssoUserPurge: (...keys: string[]) => Promise<[number, number]>
   ssoEndSession: (attrs: string, expiry: string, meta: string, ended: string, tombstoneTtlMs: number) => Promise<number>
   ssoEndUser: (index: string, userEnded: string, tombstoneTtlMs: number) => Promise<string[]>
   ssoRate: (counter: string, ttlMs: number, ...hits: Array<string | number>) => Promise<number[]>
@@ -91,13 +112,16 @@ export interface RedisStoreOptions extends StoreLimits, Pick<RedisConnectionOpti
   redisOptions?: RedisOptions
   /** Extra ioredis Cluster options. */
   clusterOptions?: ClusterOptions
+  /** Change events (issue 16): on by default, the last EVENTS_RETAINED of each owner kept. */
+  events?: EventLogOptions | undefined
 }
 
-export class RedisStore implements Store {
+export class RedisStore implements Store, EventLog {
   readonly kind = 'redis' as const
   readonly redis: RedisClient
-  /** How the store reaches Redis, for the near cache's own connections (near-cache.ts). */
+  /** How the store reaches Redis: the near cache (near-cache.ts) and the event feed open their own connections with it. */
   readonly connection: RedisConnectionOptions
+  readonly events: Required<EventLogOptions>
   /** Where durable writes go: a connection of their own, so that WAIT never holds up reads. */
   readonly #writer: RedisClient
   readonly #minReplicasAck: number
@@ -133,6 +157,8 @@ export class RedisStore implements Store {
       clusterOptions: options.clusterOptions
     }
     this.connection = connection
+    this.events = { enabled: options.events?.enabled ?? true, retain: options.events?.retain ?? EVENTS_RETAINED }
+    const events = this.events
     this.redis = createRedisClient(connection)
     this.#minReplicasAck = options.minReplicasAck ?? 0
     // WAIT gives up before the request's deadline, so that the writer connection is free again
@@ -140,21 +166,24 @@ export class RedisStore implements Store {
     this.#waitTimeoutMs = Math.max(10, Math.floor(options.commandTimeoutMs / 2))
     // ioredis re-emits connection errors; the retry strategy handles them, readiness reports them.
     this.redis.on('error', () => {})
-    this.redis.defineCommand('ssoWrite', { numberOfKeys: 4, lua: script('write') })
-    this.redis.defineCommand('ssoRead', { numberOfKeys: 4, lua: script('read') })
-    this.redis.defineCommand('ssoDelete', { numberOfKeys: 4, lua: script('delete') })
+    this.redis.defineCommand('ssoWrite', { numberOfKeys: 4, lua: script('write', events) })
+    this.redis.defineCommand('ssoRead', { numberOfKeys: 4, lua: script('read', events) })
+    this.redis.defineCommand('ssoDelete', { numberOfKeys: 4, lua: script('delete', events) })
     for (const name of ['write', 'read', 'delete'] as const) {
       const session = `sso${name[0]!.toUpperCase()}${name.slice(1)}` as AttributeScript
-      this.redis.defineCommand(USER_SCRIPTS[session], { numberOfKeys: 2, lua: script(name) })
+      this.redis.defineCommand(USER_SCRIPTS[session], { numberOfKeys: 2, lua: script(name, events) })
     }
     // The same write and delete under an Idempotency-Key: one key more, the key's record.
     for (const name of ['write', 'delete'] as const) {
       const base = `sso${name[0]!.toUpperCase()}${name.slice(1)}`
-      this.redis.defineCommand(`${base}Idempotent`, { numberOfKeys: 5, lua: idempotentScript(name) })
-      this.redis.defineCommand(`ssoUser${base.slice(3)}Idempotent`, { numberOfKeys: 3, lua: idempotentScript(name) })
+      this.redis.defineCommand(`${base}Idempotent`, { numberOfKeys: 5, lua: idempotentScript(name, events) })
+      this.redis.defineCommand(`ssoUser${base.slice(3)}Idempotent`, { numberOfKeys: 3, lua: idempotentScript(name, events) })
     }
-    this.redis.defineCommand('ssoEraseUser', { numberOfKeys: 2, lua: readScript('erase-user') })
-    this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: readScript('end-session') })
+    this.redis.defineCommand('ssoEraseUser', { numberOfKeys: 2, lua: scriptWithEvents('erase-user', events) })
+    this.redis.defineCommand('ssoEndSession', { numberOfKeys: 4, lua: scriptWithEvents('end-session', events) })
+    this.redis.defineCommand('ssoReplay', { numberOfKeys: 2, lua: readScript('replay') })
+    this.redis.defineCommand('ssoPurge', { numberOfKeys: 4, lua: script('purge', events) })
+    this.redis.defineCommand('ssoUserPurge', { numberOfKeys: 2, lua: script('purge', events) })
     this.redis.defineCommand('ssoEndUser', { numberOfKeys: 2, lua: readScript('end-user') })
     this.redis.defineCommand('ssoIndex', { numberOfKeys: 2, lua: readScript('admit') })
     this.redis.defineCommand('ssoRate', { numberOfKeys: 1, lua: readScript('rate') })
@@ -366,7 +395,37 @@ export class RedisStore implements Store {
 
   async eraseUserAttributes (userId: string): Promise<number> {
     const [attrs, expiry] = this.keysOf({ scope: 'user', id: userId })
-    return await this.#run(() => this.#commands.ssoEraseUser(attrs!, expiry!))
+    return await this.#run(() => this.#commands.ssoEraseUser(attrs!, expiry!, this.#limits.userIdleTtlMs))
+  }
+
+  /** The name of an owner's event list, which is also its sharded channel (keys.ts). */
+  eventChannelOf (owner: Owner): string {
+    return eventKey(this.#prefix, owner)
+  }
+
+  /** The owner's recorded events after `since` (replay.lua), for an event feed. */
+  async readEvents (owner: Owner, since: string | undefined): Promise<EventReplay> {
+    const [attrs] = this.keysOf(owner)
+    const ttlMs = this.#idleTtlMs(owner)
+    const reply = await this.#run(() => this.#commands.ssoReplay(attrs!, eventKey(this.#prefix, owner), since ?? '', ttlMs), this.redis, true)
+    const events: AttributeEvent[] = []
+    for (let index = 2; index < reply.length; index += 7) events.push(eventFromFields(owner, reply.slice(index, index + 7)))
+    return { resync: Number(reply[0]) === 1, last: String(reply[1]), events }
+  }
+
+  /**
+   * Purges the owner's expired attributes now (purge.lua), recording their `expired` events;
+   * returns when the next one expires (null: none) and Redis' clock.
+   */
+  async purgeExpired (owner: Owner): Promise<{ nextExpiry: number | null, now: number }> {
+    const keys = this.keysOf(owner)
+    const [next, now] = await this.#run(() => this.#commands[owner.scope === 'session' ? 'ssoPurge' : 'ssoUserPurge'](...keys))
+    return { nextExpiry: next < 0 ? null : Number(next), now: Number(now) }
+  }
+
+  /** A feed of this store's events: subscriber connections of its own, opened on the first subscription. */
+  createEventFeed (): RedisEventFeed {
+    return new RedisEventFeed(this)
   }
 
   async endSession (sessionId: string, tombstoneTtlMs: number): Promise<void> {

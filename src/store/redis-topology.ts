@@ -184,6 +184,43 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
   return cluster
 }
 
+export const SUBSCRIBER_CONNECTION_NAME = 'sso-attrs-events'
+
+/**
+ * A connection for sharded Pub/Sub (src/events/redis-feed.ts): to the given node of a Cluster,
+ * else to the server or Sentinel-managed primary. It never reconnects or resubscribes by
+ * itself: the feed opens a new one and replays what the lapse missed, so that no event is lost
+ * without the feed knowing.
+ */
+export function createSubscriber (options: RedisConnectionOptions, node?: HostPort): Redis {
+  const { topology } = options
+  const subscriber: RedisOptions = {
+    ...nodeOptions(options),
+    ...options.redisOptions,
+    commandTimeout: undefined,
+    enableOfflineQueue: true,
+    autoResubscribe: false,
+    retryStrategy: () => null,
+    lazyConnect: true,
+    // Named, so that CLIENT LIST tells the feed's connections from the store's.
+    connectionName: SUBSCRIBER_CONNECTION_NAME
+  }
+  if (node !== undefined) return new Redis({ ...subscriber, host: node.host, port: node.port, Connector: ErrorSafeConnector })
+  if (topology.kind === 'standalone') return new Redis(topology.url, { ...subscriber, Connector: ErrorSafeConnector })
+  if (topology.kind === 'cluster') throw new Error('a Cluster subscriber needs its node')
+  return new Redis({
+    ...subscriber,
+    sentinels: topology.sentinels,
+    name: topology.name,
+    role: 'master',
+    ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+    enableTLSForSentinelMode: options.tls === true,
+    ...(options.tls === true ? { sentinelTLS: {} } : {}),
+    failoverDetector: false,
+    sentinelRetryStrategy: () => null
+  })
+}
+
 /**
  * On a Cluster, the masters whose connection is being opened, as one promise that settles when
  * each is ready or has failed; undefined when there is none (the usual case). A command for a

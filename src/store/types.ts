@@ -77,6 +77,13 @@ export interface StoreLimits {
   maxAttributesPerUser?: number | undefined
 }
 
+/** Change events (issue 16, src/events/): whether the store records them, and how many per owner. */
+export interface EventLogOptions {
+  enabled?: boolean | undefined
+  /** Events kept per owner at least (EVENTS_RETAINED by default). */
+  retain?: number | undefined
+}
+
 export const DEFAULT_USER_IDLE_TTL_MS = 400 * 86_400_000
 
 /**

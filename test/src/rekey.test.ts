@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type { App } from '../../src/app.ts'
 import { parseEncryptionKeys } from '../../src/config.ts'
+import { sessionOwner } from '../../src/store/types.ts'
 import { formatReport, rekey, type RekeyOptions, type RekeyReport } from '../../src/rekey.ts'
 import { sessionIdOf, userIdOf } from '../../src/ust.ts'
 import { ValueCipher } from '../../src/value-cipher.ts'
@@ -181,6 +183,21 @@ describe('rekey', () => {
     assert.equal(again.rekeyed, 0)
     assert.equal(again.current, 24)
     assert.deepEqual(again.byKid, {})
+  })
+
+  test('rekey records no change event: a subscriber of a rekeyed session sees only the next write', async (t) => {
+    const prefix = uniquePrefix()
+    const app = await service(t, prefix, KEY.k1)
+    const session = await newSession()
+    await ok(app, session, 'PUT', { data: [{ name: 'secret', value: 's', encrypt: true }, { name: 'plain', value: 1 }] })
+    const events: string[] = []
+    const subscription = await app.eventFeed.subscribe(sessionOwner(session.sessionId), { onEvent: (event) => { events.push(`${event.kind} ${event.name ?? ''}`) } })
+    t.after(() => { subscription.close() })
+    assert.equal((await runRekey(prefix, `${KEY.k2},${KEY.k1}`)).rekeyed, 1)
+    await ok(app, session, 'PUT', { name: 'mark', value: 1 })
+    for (let waited = 0; events.length < 1 && waited < 2_000; waited += 10) await sleep(10)
+    await sleep(50)
+    assert.deepEqual(events, ['added mark'])
   })
 
   test('a client write between rekey\'s read and its write is never lost', async (t) => {

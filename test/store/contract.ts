@@ -6,6 +6,7 @@ import {
   CipherNeededError, PreconditionFailed, SessionEndedError, StaleReadError, sessionOwner, userOwner,
   type ExpiryWrite, type Owner, type Store, type StoreLimits, type StoredAttribute, type ValueWrite, type WriteItem
 } from '../../src/store/types.ts'
+import { eventsContract } from './events-contract.ts'
 
 // The one contract both stores must meet (src/store/types.ts), run once per store by
 // test/store/memory-store.test.ts and test/store/redis-store.test.ts. Each test opens its own
@@ -745,6 +746,8 @@ export function storeContract (name: string, makeStore: MakeStore): void {
     for (const scope of ['session', 'user'] as const) {
       describe(`${scope} attributes`, () => scopeContract(scope))
     }
+
+    eventsContract(open)
 
     describe('session lifecycle: ending sessions, user index, one-time ids, rate counters', () => {
       const ended = (error: unknown) => {

@@ -154,3 +154,37 @@ describe('SSO_REDIS_MIN_REPLICAS_ACK on a Sentinel-managed primary', () => {
     await set.restartAsReplica(oldPrimary)
   })
 })
+
+describe('change events on a Sentinel-managed primary', () => {
+  test('the primary killed: the feed subscribes again on the promoted replica and misses nothing', { timeout: 60_000 }, async (t) => {
+    const keyPrefix = `s-${randomBytes(6).toString('hex')}:`
+    // The first write waits for the replica, so that it is not lost with the primary.
+    const durable = open(t, { keyPrefix, minReplicasAck: 1 })
+    const writer = open(t, { keyPrefix })
+    const feed = open(t, { keyPrefix }).createEventFeed()
+    t.after(async () => { await feed.close() })
+    const owner = sessionOwner(newSessionId())
+    const versions: number[] = []
+    let resyncs = 0
+    await feed.subscribe(owner, { onEvent: (event) => { versions.push(event.version ?? 0) }, onResync: () => { resyncs++ } })
+    await durable.write(owner, 'set', [item('1')])
+    const oldPrimary = await set.killPrimary()
+    await set.waitPromoted(oldPrimary)
+    const deadline = Date.now() + 20_000
+    for (const value of ['2', '3']) {
+      for (;;) {
+        try {
+          await writer.write(owner, 'set', [item(value)])
+          break
+        } catch (error) {
+          if (Date.now() > deadline) throw error
+          await sleep(100)
+        }
+      }
+    }
+    while (versions.length < 3 && Date.now() < deadline) await sleep(20)
+    assert.deepEqual(versions, [1, 2, 3])
+    assert.equal(resyncs, 0)
+    await set.restartAsReplica(oldPrimary)
+  })
+})

@@ -5,6 +5,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from '../../src/errors.ts'
+import { EVENTS_RETAINED, EVENTS_TRIM_STEP } from '../../src/events/event-log.ts'
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.ts'
 import { PreconditionFailed, sessionOwner, userOwner, type StoreLimits } from '../../src/store/types.ts'
 import { RedisServer } from '../fixtures/redis.ts'
@@ -144,6 +145,35 @@ describe('RedisStore on a real redis-server', () => {
     assert.deepEqual(await client.keys(`${prefix}*`), [])
   })
 
+  test('an owner\'s event list exists while the owner is watched, in its slot, with its idle TTL, and is trimmed', async (t) => {
+    const idle = 400
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 60_000, maxAttributesPerSession: 50 })
+    const client = inspector(t)
+    const watched = sessionOwner(newSessionId())
+    const unwatched = sessionOwner(newSessionId())
+    const feed = store.createEventFeed()
+    t.after(async () => { await feed.close() })
+    const subscription = await feed.subscribe(watched, { onEvent: () => {} })
+    const items = Array.from({ length: 50 }, (_, index) => ({ name: `a${index}`, value: { kind: 'plain' as const, plain: '1' }, expiry: { kind: 'keep' as const } }))
+    for (let round = 0; round < 3; round++) {
+      await store.write(watched, 'set', items)
+      await store.write(unwatched, 'set', items)
+    }
+    const list = store.eventChannelOf(watched)
+    assert.deepEqual((await client.keys(`${prefix}*:e`)), [list], 'no list for the owner nobody watches')
+    assert.equal(/\{([^}]*)\}/.exec(list)?.[1], watched.id)
+    const ttl = await client.pttl(list)
+    assert.ok(ttl > 0 && ttl <= idle, `PTTL ${ttl}`)
+    // 150 events: trimmed to the marker and the last EVENTS_RETAINED once past EVENTS_RETAINED + EVENTS_TRIM_STEP.
+    const elements = await client.lrange(list, 0, -1)
+    assert.ok(elements.length <= EVENTS_RETAINED + EVENTS_TRIM_STEP && elements.length > EVENTS_RETAINED, `${elements.length} elements`)
+    assert.match(elements[0]!, /^~\d+-\d+$/)
+    assert.match(elements.at(-1)!, /^\d+-\d+\|c\|3\|\|p\|a49$/)
+    subscription.close()
+    await sleep(idle + 200)
+    assert.deepEqual(await client.keys(`${prefix}*`), [], 'gone with the session')
+  })
+
   test('a user\'s attribute keys sit in the user\'s slot beside its index and tombstone, each with the user idle TTL', async (t) => {
     const idle = 1_500
     const { store, prefix } = await openStore(t, { userIdleTtlMs: idle })
@@ -155,7 +185,8 @@ describe('RedisStore on a real redis-server', () => {
     await store.endUserSessions(userId, 60_000)
     const keys = (await client.keys(`${prefix}*`)).sort()
     // The session index is gone (the logout took it); the tombstone and the attributes stay.
-    assert.deepEqual(keys, [`${prefix}{${sid}}:t`, `${prefix}{u:${userId}}:a`, `${prefix}{u:${userId}}:t`, `${prefix}{u:${userId}}:x`])
+    // Both sides sorted: a random session id may sort after `u:`.
+    assert.deepEqual(keys, [`${prefix}{${sid}}:t`, `${prefix}{u:${userId}}:a`, `${prefix}{u:${userId}}:t`, `${prefix}{u:${userId}}:x`].sort())
     for (const key of keys.filter((key) => key.includes('{u:') && !key.endsWith(':t'))) {
       const ttl = await client.pttl(key)
       // Set to the idle window (not the 60 s expiry of the attribute), however slow the machine.

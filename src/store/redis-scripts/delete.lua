@@ -25,4 +25,10 @@ local deadline = current_deadline()
 if deadline then
   renew(deadline, idle_ms)
 end
+-- events (events.lua)
+for i = 1, #names do
+  if out[i + 1] == 1 then events_add('r', names[i]) end
+end
+events_flush(now, deadline and math.min(idle_ms, deadline - now) or idle_ms)
+-- end events
 return out

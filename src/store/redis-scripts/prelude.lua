@@ -29,6 +29,7 @@ end
 local function purge_expired()
   local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
   if #dead > 0 then
+    events_expired(dead, now) -- events.lua
     call_sliced('HDEL', attrs, dead)
     redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
   end

@@ -102,4 +102,8 @@ if #expiring > 0 then call_sliced('ZADD', expiry, expiring) end
 if #unexpiring > 0 then call_sliced('ZREM', expiry, unexpiring) end
 
 renew(deadline, idle_ms)
+-- events (events.lua)
+events_add_records(current, stored)
+events_flush(now, math.min(idle_ms, deadline - now))
+-- end events
 return out
