@@ -24,7 +24,8 @@ function script (name: string): string {
 
 /** write.lua or delete.lua inside idempotent.lua: the same script, recorded under an Idempotency-Key. */
 function idempotentScript (name: 'write' | 'delete'): string {
-  return readScript('idempotent').replace('--PRELUDE--', readScript('prelude')).replace('--SCRIPT--', readScript(name))
+  // Replacer functions: a replacement string would read `$'` and `$&` in the Lua as patterns.
+  return readScript('idempotent').replace('--PRELUDE--', () => readScript('prelude')).replace('--SCRIPT--', () => readScript(name))
 }
 
 type AttributeScript = 'ssoWrite' | 'ssoRead' | 'ssoDelete'
