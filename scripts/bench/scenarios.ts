@@ -114,6 +114,10 @@ export function okCheck (reply: Reply): string | undefined {
 
 /** The baseline scenario each service scenario's ratio is taken against. */
 export const baselineOf = (method: Method) => method === 'GET' ? 'base-get' : 'base-put'
+/** The floor (the bare route plus one EVALSHA) of the same method. */
+export const floorOf = (method: Method) => method === 'GET' ? 'floor-get' : 'floor-put'
+/** The single-form scenarios: the p99 target applies to these. */
+export const SINGLE_FORMS = ['get-plain', 'get-secret', 'put-plain', 'put-secret']
 
 /** The baseline rows first, then the service's; `putBody` is the PUT single both send. */
 export function buildScenarios (tokens: string[], namesTokens: string[], putBody: string): Scenario[] {
@@ -126,6 +130,7 @@ export function buildScenarios (tokens: string[], namesTokens: string[], putBody
     { key: 'base-get', label: 'baseline GET (bare Fastify)', target: 'baseline', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'base-put', label: 'baseline PUT (bare Fastify)', target: 'baseline', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'floor-get', label: 'floor GET (bare Fastify + one ioredis EVALSHA)', target: 'baseline', method: 'GET', path: `/floor${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
+    { key: 'floor-put', label: 'floor PUT (bare Fastify + one ioredis EVALSHA writing a field)', target: 'baseline', method: 'PUT', path: `/floor${ATTR_PATH}`, body: putBody, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'get-plain', label: 'GET single plain', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: true, items: 1, check: found(false) },
     { key: 'get-secret', label: 'GET single encrypted (decrypt)', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=secret`, tokens, rotate: true, items: 1, check: found(true) },
     { key: 'put-plain', label: 'PUT single plain', target: 'service', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: true, items: 1, check: okCheck },

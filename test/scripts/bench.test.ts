@@ -48,20 +48,21 @@ describe('bench options', () => {
 describe('bench scenarios', () => {
   const scenarios = buildScenarios(['t0', 't1'], ['n0', 'n1'], '{}')
 
-  test('three baseline rows, then the seven service scenarios --only knows', () => {
-    assert.deepEqual(scenarios.map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'get-plain', 'get-secret', 'put-plain', 'put-secret', 'put-batch', 'get-batch', 'names'])
-    assert.ok(scenarios.slice(0, 3).every((s) => s.target === 'baseline' && !s.rotate))
+  test('four baseline rows (bare GET and PUT, their floors), then the seven service scenarios --only knows', () => {
+    assert.deepEqual(scenarios.map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-plain', 'get-secret', 'put-plain', 'put-secret', 'put-batch', 'get-batch', 'names'])
+    assert.ok(scenarios.slice(0, 4).every((s) => s.target === 'baseline' && !s.rotate))
+    assert.equal(scenarios.find((s) => s.key === 'floor-put')?.body, '{}', 'the PUT floor sends the PUT single body')
   })
 
   test('--only keeps the baselines and the single form a batch scenario is compared with', () => {
-    assert.deepEqual(selectScenarios(scenarios, ['get-batch']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'get-plain', 'get-batch'])
+    assert.deepEqual(selectScenarios(scenarios, ['get-batch']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-plain', 'get-batch'])
     assert.equal(selectScenarios(scenarios, []).length, scenarios.length)
     assert.throws(() => selectScenarios(scenarios, ['get-plan']), /--only: unknown scenario get-plan \(known: get-plain,/)
   })
 })
 
 /** One round of `rps` requests a second, with costs that make every column a known figure. */
-function round (rps: number, p99 = 4): RoundStats {
+function round (rps: number, p99 = 4, redisCpuUs = 30): RoundStats {
   return {
     rps,
     p50: 2,
@@ -72,7 +73,7 @@ function round (rps: number, p99 = 4): RoundStats {
     commandsPerRequest: 9,
     commands: new Map([['evalsha', rps * 3], ['hget', rps * 3 * 8]]),
     serverCpuUs: 100,
-    redisCpuUs: 30,
+    redisCpuUs,
     loadgenCpuPct: 40,
     serverCoreBusy: 90,
     loadgenCoreBusy: 50,
@@ -87,8 +88,9 @@ describe('bench report', () => {
   const rounds = new Map<string, RoundStats[]>([
     ['base-get', [round(10_000), round(12_000)]],
     ['base-put', [round(9000), round(9000)]],
-    ['floor-get', [round(8000), round(8000)]],
-    ['get-plain', [round(8500), round(9000, 12)]]
+    ['floor-get', [round(8000, 4, 10), round(12_000, 4, 20)]],
+    ['floor-put', [round(7000), round(7000)]],
+    ['get-plain', [round(8500, 4, 15), round(9000, 12, 20)]]
   ])
   const sent = new Map([['get-plain', new Map([['evalsha', 1]])]])
   const rows = aggregate(scenarios, rounds, sent)
@@ -122,18 +124,24 @@ describe('bench report', () => {
     assert.equal(get.rps, 8750)
     assert.equal(get.ratio, (8500 / 10_000 + 9000 / 12_000) / 2)
     assert.equal(get.p99, 8)
+    assert.equal(get.floorRatio, (8500 / 8000 + 9000 / 12_000) / 2, 'paired with the floor of the same round')
+    assert.equal(get.p99Ratio, (4 / 4 + 12 / 4) / 2, 'p99 over the bare route\'s p99 of the same round')
+    assert.equal(get.redisCpuRatio, (15 / 10 + 20 / 20) / 2, 'Redis CPU over the floor\'s of the same round')
     assert.equal(get.sentCmds, 1, 'only the commands the MONITOR sample saw the request send')
     assert.equal(get.allCmds, 9)
-    assert.match(report, /^\| GET single plain \| 8,750 \| 2\.00 \| 8\.00 \| 0\.80 \| 1\.00 \(9\.0\) \| 100 \| 30 \| 8,750 \| – \| 0 \|$/m)
+    assert.match(report, /^\| GET single plain \| 8,750 \| 2\.00 \| 8\.00 \| 2\.00 \| 0\.80 \| 0\.91 \| 1\.00 \(9\.0\) \| 100 \| 18 \(1\.25 ×\) \| 8,750 \| – \| 0 \|$/m)
+    assert.match(report, /^\| floor GET \(bare Fastify \+ one ioredis EVALSHA\) \| 10,000 \| .* \| 1 \(ref\.\) \| 9\.00 \| 100 \(baseline\) \| 15 \(ref\.\) \| /m)
     assert.match(report, /^\| baseline GET \(bare Fastify\) \| 11,000 \| .* \| 1 \(ref\.\) \| /m)
   })
 
   test('the sections of BENCHMARKS.md in order, targets judged, what did not run said so', () => {
     const headings = report.split('\n').filter((line) => line.startsWith('#'))
     assert.deepEqual(headings, ['# Benchmarks', '## Run', '## Method', '## Results', '## Warnings', '## Targets'])
-    assert.match(report, /^\| GET single plain ≥ 0\.80 × baseline GET \| 0\.80 \| met \|$/m)
-    assert.match(report, /^\| GET single encrypted ≥ 0\.80 × baseline GET \| not run \| – \|$/m)
-    assert.match(report, /^\| p99 < 10 ms for single operations \(50 connections\) \| worst 8\.00 ms \(GET single plain\) \| met \|$/m)
+    assert.match(report, /^\| GET single plain ≥ 0\.80 × floor GET \| 0\.91 \| met \|$/m)
+    assert.match(report, /^\| GET single encrypted ≥ 0\.80 × floor GET \| not run \| – \|$/m)
+    assert.match(report, /^\| Redis CPU per GET single plain ≤ 1\.5 × floor GET's \| 1\.25 × \| met \|$/m)
+    assert.match(report, /^\| Redis CPU per PUT single encrypted \+ expiration ≤ 2 × floor PUT's \| not run \| – \|$/m)
+    assert.match(report, /^\| p99 ≤ 2 × the bare route's p99, single forms \(50 connections\) \| worst 2\.00 × \(GET single plain: 8\.00 ms\) \| met \|$/m)
     assert.match(report, /^\| Lua scripts loaded once \| 2 EVAL\/SCRIPT LOAD for 8 scripts over the run \(0 NOSCRIPT replies\) \| met \|$/m)
     assert.match(report, /^- Only some scenarios ran \(--only get-plain\)\.$/m)
     assert.match(report, /^- 50 connections; per scenario a 1 s warm-up, then 2 rounds of 3 s,/m)
