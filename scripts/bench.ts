@@ -16,11 +16,11 @@ import { commandStats, measureRedisMemory, monotonicMicros, pin, planPinning, rs
 import { fmt } from './bench/numbers.ts'
 import { HELP, parseBenchOptions, ROOT, serviceEnvOverrides } from './bench/options.ts'
 import { profileSection } from './bench/profile.ts'
-import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir } from './bench/processes.ts'
+import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir, type Server } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
 import { aggregate, backgroundNote, renderReport, writeReport, type ServiceRss } from './bench/report.ts'
 import {
-  APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
+  APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, compareScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
   NAMES_PER_SESSION, populate, RATE_LIMIT_MAX, selectScenarios, value100, type Reply
 } from './bench/scenarios.ts'
 
@@ -56,7 +56,7 @@ async function main (): Promise<void> {
   const servicePort = await fixture.freePort()
   const profileDir = join(tmp, 'profile')
   const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmp }
-  const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], {
+  const serviceEnv = {
     ...baseEnv,
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -71,9 +71,19 @@ async function main (): Promise<void> {
     // Rate limiting stays on (its cost is part of the service) with a budget no bench reaches.
     SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
     ...serviceEnvOverrides()
-  }, servicePort, pinning?.server, ROOT)
+  }
+  const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], serviceEnv, servicePort, pinning?.server, ROOT)
   const rss: ServiceRss = { boot: rssMiB(service.pid), beforeLoad: Number.NaN, afterLoad: Number.NaN, maxDuringLoad: 0 }
   log(`service on port ${service.port} (pid ${service.pid}), RSS ${fmt(rss.boot, 1)} MiB`)
+  // Same-run A/B: the other build, on the same core and Redis, under a key prefix of its own.
+  let compare: Server | undefined
+  if (opts.compare !== undefined) {
+    const compareJs = join(opts.compare, 'dist/src/server.js')
+    if (!existsSync(compareJs)) throw new Error(`--compare: ${compareJs} is missing: run npm run build in ${opts.compare}`)
+    const comparePort = await fixture.freePort()
+    compare = await startServer('compare', [compareJs], { ...serviceEnv, PORT: String(comparePort), SSO_KEY_PREFIX: 'sso-attrs-b:' }, comparePort, pinning?.server, opts.compare)
+    log(`compare (B: ${opts.compare}) on port ${compare.port} (pid ${compare.pid})`)
+  }
   const commandsAtStart = await commandStats(admin)
 
   // Sessions: one UST each, distinct sid.
@@ -87,6 +97,7 @@ async function main (): Promise<void> {
 
   const prepStarted = Date.now()
   await populate(service.port, tokens, namesTokens)
+  if (compare !== undefined) await populate(compare.port, tokens, namesTokens)
   log(`populated ${tokens.length} sessions x ${BATCH + 2} attributes and ${namesTokens.length} sessions x ${NAMES_PER_SESSION} in ${Date.now() - prepStarted} ms`)
 
   let memory: RedisMemory | undefined
@@ -113,8 +124,10 @@ async function main (): Promise<void> {
   }, baselinePort, pinning?.server, ROOT)
   log(`baseline on port ${baseline.port} (pid ${baseline.pid})`)
 
-  const scenarios = selectScenarios(buildScenarios(tokens, namesTokens, putBody), opts.only)
-  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port })
+  const selected = selectScenarios(buildScenarios(tokens, namesTokens, putBody), opts.only)
+  // Each B row right after its A row, so that the two meet the same conditions.
+  const scenarios = compare === undefined ? selected : selected.flatMap((s) => s.target === 'service' ? [s, ...compareScenarios([s])] : [s])
+  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port, ...(compare === undefined ? {} : { compare: compare.port }) })
   log('every scenario answers correctly')
 
   const commandsSent = await sampleCommandsSent(admin, service.port, scenarios, ROOT)
@@ -122,7 +135,7 @@ async function main (): Promise<void> {
   log(`background scripts during the MONITOR samples (not counted per request): ${backgroundNote(commandsSent.background)}`)
 
   const drive = createDriver({
-    servers: { service, baseline },
+    servers: { service, baseline, ...(compare === undefined ? {} : { compare }) },
     admin,
     pinning,
     connections: opts.connections,

@@ -17,6 +17,9 @@ export const HELP = `usage: npm run bench -- [options]   (or: npx tsx scripts/be
   --profile            run the service under node --cpu-prof and print where its CPU time goes
                        (slows it down: does not rewrite BENCHMARKS.md unless --write)
   --profile-out <file> also keep the .cpuprofile there (open it in Chrome DevTools)
+  --compare <dir>      same-run A/B: also start the service built in <dir> (another checkout, after its
+                       npm run build) on the same core and Redis (its own key prefix), drive every service
+                       scenario on it too (rows marked [B]), in turns with the others   (BENCH_COMPARE)
   --no-pin             do not pin processes to cores with taskset
   --write / --no-write rewrite BENCHMARKS.md or not
   --out <file>         where to write the report (default BENCHMARKS.md at the repository root)
@@ -34,6 +37,8 @@ export interface BenchOptions {
   sessions: number
   memoryAttrs: number
   only: string[]
+  /** A second build of the service to drive beside this one (same-run A/B), or undefined. */
+  compare: string | undefined
   pin: boolean
   profile: boolean
   write: boolean
@@ -59,6 +64,7 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
       sessions: { type: 'string' },
       'memory-attrs': { type: 'string' },
       only: { type: 'string' },
+      compare: { type: 'string' },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-out': { type: 'string' },
@@ -86,6 +92,7 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
     // The memory sample writes 100 000 attributes through the service: in a profile it would hide the load.
     memoryAttrs: Math.round(numberOption(flags['memory-attrs'], 'BENCH_MEMORY_ATTRS', flags.profile ? 0 : 100_000, flags.profile ? 0 : 10_000, 0)),
     only: (flags.only ?? env.BENCH_ONLY ?? '').split(',').map((key) => key.trim()).filter((key) => key !== ''),
+    compare: (flags.compare ?? env.BENCH_COMPARE) || undefined,
     pin: !flags['no-pin'],
     profile: flags.profile,
     write: flags['no-write'] ? false : flags.write || (!flags.quick && !flags.profile && flags.only === undefined && env.BENCH_ONLY === undefined)

@@ -180,7 +180,7 @@ export function renderReport (input: ReportInput): string {
       const isBaseline = r.scenario.target === 'baseline'
       const isReference = r.scenario.key === baselineOf(r.scenario.method)
       const isFloor = r.scenario.key === floorOf(r.scenario.method)
-      const single = SINGLE_FORMS.includes(r.scenario.key)
+      const single = SINGLE_FORMS.includes(r.scenario.key.replace(/^b:/, ''))
       return `| ${r.scenario.label} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${isReference ? '1 (ref.)' : fmt(r.p99Ratio, 2)} | ${isReference ? '1 (ref.)' : fmt(r.ratio, 2)} | ` +
         `${isBaseline ? (isFloor ? '1 (ref.)' : '–') : fmt(r.floorRatio, 2)} | ${isBaseline ? fmt(r.allCmds, 2) : `${fmt(r.sentCmds, 2)} (${fmt(r.allCmds, 1)})`} | ` +
         `${fmt(r.serverCpuUs)}${isBaseline ? ' (baseline)' : ''} | ${isReference ? '–' : isBaseline ? `${fmt(r.redisCpuUs)} (ref.)` : `${fmt(r.redisCpuUs)}${single ? ` (${fmt(r.redisCpuRatio, 2)} ×)` : ''}`} | ${fmt(r.attrsPerSecond)} | ${Number.isFinite(r.batchGain) ? `${fmt(r.batchGain, 1)} ×` : '–'} | ${r.failures}${r.serverErrors > 0 ? ` (+${r.serverErrors} logged)` : ''} |`
@@ -249,6 +249,7 @@ export function renderReport (input: ReportInput): string {
   if (opts.profile) warnings.push('- The service ran under `--cpu-prof`, which slows it down: use these figures for the profile only.')
   const cachedTokens = input.tokenCounts.sessions + input.tokenCounts.names + input.tokenCounts.memory
   if (cachedTokens > TOKEN_CACHE_DEFAULT) warnings.push(`- ${cachedTokens} USTs exceed the service's default token cache (${TOKEN_CACHE_DEFAULT}): some requests paid a full ES256 verification.`)
+  if (opts.compare !== undefined) warnings.push(`- Same-run A/B (--compare): the rows marked [B] are the build in ${opts.compare}, on the same core and Redis under its own key prefix, each driven right after its A row; the targets judge the A rows only.`)
   if (opts.only.length > 0) warnings.push(`- Only some scenarios ran (--only ${opts.only.join(',')}).`)
   if (input.quick) warnings.push('- Quick run (`--quick`): short rounds and fewer sessions; indicative only.')
 

@@ -87,7 +87,8 @@ export async function populate (port: number, tokens: string[], namesTokens: str
 }
 
 export type Method = 'GET' | 'PUT'
-export type Target = 'service' | 'baseline'
+/** compare: the other build of a same-run A/B (--compare). */
+export type Target = 'service' | 'baseline' | 'compare'
 
 export interface Scenario {
   key: string
@@ -202,10 +203,21 @@ export function selectScenarios (scenarios: Scenario[], only: string[]): Scenari
   return scenarios.filter((s) => s.target === 'baseline' || wanted.has(s.key))
 }
 
+/** The service scenarios again, driven on the other build of an A/B (--compare): keys `b:…`, labels `… [B]`. */
+export function compareScenarios (scenarios: Scenario[]): Scenario[] {
+  return scenarios.filter((s) => s.target === 'service').map((s) => ({
+    ...s,
+    key: `b:${s.key}`,
+    label: `${s.label} [B]`,
+    target: 'compare' as const,
+    ...(s.singleOf === undefined ? {} : { singleOf: `b:${s.singleOf}` })
+  }))
+}
+
 /** Sanity: every scenario's request is answered correctly before it is measured. */
-export async function checkScenarios (scenarios: Scenario[], ports: Record<Target, number>): Promise<void> {
+export async function checkScenarios (scenarios: Scenario[], ports: Partial<Record<Target, number>>): Promise<void> {
   for (const scenario of scenarios) {
-    const reply = await call(ports[scenario.target], scenario.method, scenario.path, scenario.tokens[1]!, scenario.body === undefined ? undefined : JSON.parse(scenario.body))
+    const reply = await call(ports[scenario.target]!, scenario.method, scenario.path, scenario.tokens[1]!, scenario.body === undefined ? undefined : JSON.parse(scenario.body))
     const problem = scenario.check(reply)
     if (problem !== undefined) throw new Error(`${scenario.label}: ${problem}`)
   }

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test'
 import type { RoundStats } from '../../scripts/bench/load.ts'
 import { parseBenchOptions, serviceEnvOverrides } from '../../scripts/bench/options.ts'
 import { aggregate, renderReport, writeReport, type ReportInput } from '../../scripts/bench/report.ts'
-import { buildScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
+import { buildScenarios, compareScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
 
 // The parts of `npm run bench` that decide what runs and what BENCHMARKS.md says, without
 // running a load (the machine's cores are not the test's to take).
@@ -16,7 +16,7 @@ const ROOT = join(import.meta.dirname, '..', '..')
 describe('bench options', () => {
   test('defaults, and --quick: shorter rounds, fewer sessions, BENCHMARKS.md left alone unless --write', () => {
     const normal = parseBenchOptions([], {}).opts
-    assert.deepEqual({ ...normal }, { duration: 3, rounds: 3, warmup: 1, connections: 50, sessions: 2000, memoryAttrs: 100_000, only: [], pin: true, profile: false, write: true })
+    assert.deepEqual({ ...normal }, { duration: 3, rounds: 3, warmup: 1, connections: 50, sessions: 2000, memoryAttrs: 100_000, only: [], compare: undefined, pin: true, profile: false, write: true })
     const { opts: quick, run } = parseBenchOptions(['--quick'], {})
     assert.deepEqual([quick.duration, quick.rounds, quick.warmup, quick.sessions, quick.memoryAttrs, quick.write, run.quick], [1, 1, 0.5, 300, 10_000, false, true])
     assert.equal(parseBenchOptions(['--quick', '--write'], {}).opts.write, true)
@@ -52,6 +52,15 @@ describe('bench scenarios', () => {
     assert.deepEqual(scenarios.map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-plain', 'get-secret', 'put-plain', 'put-secret', 'put-batch', 'get-batch', 'names'])
     assert.ok(scenarios.slice(0, 4).every((s) => s.target === 'baseline' && !s.rotate))
     assert.equal(scenarios.find((s) => s.key === 'floor-put')?.body, '{}', 'the PUT floor sends the PUT single body')
+  })
+
+  test('--compare: every service scenario again on the other build, keys b:…, batch gains against its own single form', () => {
+    assert.equal(parseBenchOptions(['--compare', '/tmp/base'], {}).opts.compare, '/tmp/base')
+    assert.equal(parseBenchOptions([], { BENCH_COMPARE: '/tmp/env' }).opts.compare, '/tmp/env')
+    const b = compareScenarios(scenarios)
+    assert.deepEqual(b.map((s) => s.key), ['b:get-plain', 'b:get-secret', 'b:put-plain', 'b:put-secret', 'b:put-batch', 'b:get-batch', 'b:names'])
+    assert.ok(b.every((s) => s.target === 'compare' && s.label.endsWith(' [B]')))
+    assert.equal(b.find((s) => s.key === 'b:get-batch')?.singleOf, 'b:get-plain')
   })
 
   test('--only keeps the baselines and the single form a batch scenario is compared with', () => {
