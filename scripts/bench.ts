@@ -78,11 +78,13 @@ async function main (): Promise<void> {
   // Same-run A/B: the other build, on the same core and Redis, under a key prefix of its own.
   let compare: Server | undefined
   if (opts.compare !== undefined) {
-    const compareJs = join(opts.compare, 'dist/src/server.js')
+    const compareRoot = opts.compare === '.' ? ROOT : opts.compare
+    const compareJs = join(compareRoot, 'dist/src/server.js')
     if (!existsSync(compareJs)) throw new Error(`--compare: ${compareJs} is missing: run npm run build in ${opts.compare}`)
     const comparePort = await fixture.freePort()
-    compare = await startServer('compare', [compareJs], { ...serviceEnv, PORT: String(comparePort), SSO_KEY_PREFIX: 'sso-attrs-b:' }, comparePort, pinning?.server, opts.compare)
-    log(`compare (B: ${opts.compare}) on port ${compare.port} (pid ${compare.pid})`)
+    const compareEnv = serviceEnvOverrides(process.env, 'BENCH_COMPARE_ENV')
+    compare = await startServer('compare', [compareJs], { ...serviceEnv, PORT: String(comparePort), SSO_KEY_PREFIX: 'sso-attrs-b:', ...compareEnv }, comparePort, pinning?.server, compareRoot)
+    log(`compare (B: ${compareRoot}${Object.keys(compareEnv).length > 0 ? `, ${JSON.stringify(compareEnv)}` : ''}) on port ${compare.port} (pid ${compare.pid})`)
   }
   const commandsAtStart = await commandStats(admin)
 

@@ -19,7 +19,9 @@ export const HELP = `usage: npm run bench -- [options]   (or: npx tsx scripts/be
   --profile-out <file> also keep the .cpuprofile there (open it in Chrome DevTools)
   --compare <dir>      same-run A/B: also start the service built in <dir> (another checkout, after its
                        npm run build) on the same core and Redis (its own key prefix), drive every service
-                       scenario on it too (rows marked [B]), in turns with the others   (BENCH_COMPARE)
+                       scenario on it too (rows marked [B]), in turns with the others   (BENCH_COMPARE;
+                       '.' for this build again, e.g. with BENCH_COMPARE_ENV)
+                       BENCH_COMPARE_ENV="NAME=value,...": settings for B only (as BENCH_SERVICE_ENV)
   --no-pin             do not pin processes to cores with taskset
   --write / --no-write rewrite BENCHMARKS.md or not
   --out <file>         where to write the report (default BENCHMARKS.md at the repository root)
@@ -103,12 +105,15 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
   }
 }
 
-/** BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs. */
-export function serviceEnvOverrides (env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const text = env.BENCH_SERVICE_ENV ?? ''
+/**
+ * BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs;
+ * with variable BENCH_COMPARE_ENV, those for the B build of an A/B only.
+ */
+export function serviceEnvOverrides (env: NodeJS.ProcessEnv = process.env, variable: 'BENCH_SERVICE_ENV' | 'BENCH_COMPARE_ENV' = 'BENCH_SERVICE_ENV'): Record<string, string> {
+  const text = env[variable] ?? ''
   return Object.fromEntries(text.split(',').map((pair) => pair.trim()).filter((pair) => pair !== '').map((pair) => {
     const equals = pair.indexOf('=')
-    if (equals <= 0) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`)
+    if (equals <= 0) throw new Error(`${variable}: "${pair}" is not NAME=value`)
     return [pair.slice(0, equals), pair.slice(equals + 1)]
   }))
 }

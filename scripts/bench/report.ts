@@ -249,7 +249,7 @@ export function renderReport (input: ReportInput): string {
   if (opts.profile) warnings.push('- The service ran under `--cpu-prof`, which slows it down: use these figures for the profile only.')
   const cachedTokens = input.tokenCounts.sessions + input.tokenCounts.names + input.tokenCounts.memory
   if (cachedTokens > TOKEN_CACHE_DEFAULT) warnings.push(`- ${cachedTokens} USTs exceed the service's default token cache (${TOKEN_CACHE_DEFAULT}): some requests paid a full ES256 verification.`)
-  if (opts.compare !== undefined) warnings.push(`- Same-run A/B (--compare): the rows marked [B] are the build in ${opts.compare}, on the same core and Redis under its own key prefix, each driven right after its A row; the targets judge the A rows only.`)
+  if (opts.compare !== undefined) warnings.push(`- Same-run A/B (--compare): the rows marked [B] are the build in ${opts.compare}${process.env.BENCH_COMPARE_ENV ? ` with ${process.env.BENCH_COMPARE_ENV}` : ''}, on the same core and Redis under its own key prefix, each driven right after its A row; the targets judge the A rows only.`)
   if (opts.only.length > 0) warnings.push(`- Only some scenarios ran (--only ${opts.only.join(',')}).`)
   if (input.quick) warnings.push('- Quick run (`--quick`): short rounds and fewer sessions; indicative only.')
 

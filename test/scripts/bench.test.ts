@@ -37,6 +37,8 @@ describe('bench options', () => {
     assert.deepEqual(serviceEnvOverrides({ BENCH_SERVICE_ENV: 'SSO_TOKEN_CACHE_SIZE=0, SSO_KEY_PREFIX=a=b:' }), { SSO_TOKEN_CACHE_SIZE: '0', SSO_KEY_PREFIX: 'a=b:' })
     assert.deepEqual(serviceEnvOverrides({}), {})
     assert.throws(() => serviceEnvOverrides({ BENCH_SERVICE_ENV: 'NOVALUE' }), /"NOVALUE" is not NAME=value/)
+    assert.deepEqual(serviceEnvOverrides({ BENCH_SERVICE_ENV: 'A=1', BENCH_COMPARE_ENV: 'SSO_RATE_LIMIT_MAX=0' }, 'BENCH_COMPARE_ENV'), { SSO_RATE_LIMIT_MAX: '0' })
+    assert.throws(() => serviceEnvOverrides({ BENCH_COMPARE_ENV: 'B' }, 'BENCH_COMPARE_ENV'), /BENCH_COMPARE_ENV: "B" is not NAME=value/)
   })
 
   test('refuses a value below its minimum, naming the variable and the flag', () => {
