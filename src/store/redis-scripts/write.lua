@@ -66,6 +66,8 @@ end
 
 local out = { 'OK' }
 local stored, expiring, unexpiring = {}, {}, {}
+-- An attribute that had an expiry is in the zset, so the zset exists before the ZADD below.
+local zset_existed = false
 local now_text = string.format('%d', now)
 for i = 1, count do
   local item = items[i]
@@ -85,6 +87,7 @@ for i = 1, count do
   elseif expiry_kind == 'K' and cur and cur.expires ~= '' then
     expires = tonumber(cur.expires)
   end
+  if cur and cur.expires ~= '' then zset_existed = true end
   local version = cur and cur.version + 1 or 1
   local created = cur and cur.created or now_text
   local expires_text = expires and string.format('%d', expires) or ''
@@ -107,6 +110,6 @@ if #unexpiring > 0 then call_sliced('ZREM', expiry, unexpiring) end
 -- Without a renewal, a hash or zset this write created gets the expiry the others have.
 if not renew(until_ms, idle_ms) then
   if size == 0 then redis.call('PEXPIREAT', attrs, keys_expire_at) end
-  if #expiring > 0 then redis.call('PEXPIREAT', expiry, keys_expire_at) end
+  if #expiring > 0 and not zset_existed then redis.call('PEXPIREAT', expiry, keys_expire_at) end
 end
 return out
