@@ -264,6 +264,30 @@ describe('RedisStore on a real redis-server', () => {
     assert.ok(Math.abs(await client.pexpiretime(`${prefix}{${other.id}}:x`) - otherState[1]!) <= 1)
   })
 
+  test('the earliest expiry kept in the state follows rewrites: never later than the real one, so an expired attribute is gone at once', async (t) => {
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: 60_000, sessionMaxTtlMs: 120_000 })
+    const client = inspector(t)
+    const owner = sessionOwner(newSessionId())
+    const earliest = async (): Promise<string> => (await client.get(`${prefix}{${owner.id}}:m`))!.split(':')[2]!
+    const set = async (name: string, ms: number | null) => await store.write(owner, 'set', [{ name, value: { kind: 'plain', plain: '1' }, expiry: ms === null ? { kind: 'clear' } : { kind: 'set', ms } }])
+    const [long] = await set('a', 60_000)
+    assert.equal(await earliest(), String(long!.expiresAt))
+    // Shortened: the state follows at once.
+    const [short] = await set('a', 300)
+    assert.equal(await earliest(), String(short!.expiresAt))
+    // Lengthened again: the state keeps the earlier time (a lower bound) until it has passed.
+    const [again] = await set('a', 60_000)
+    assert.equal(await earliest(), String(short!.expiresAt))
+    const [soon] = await set('b', 400)
+    await sleep(500)
+    assert.deepEqual(await store.get(owner, ['a', 'b']).then((found) => found.map((attribute) => attribute?.name ?? null)), ['a', null])
+    assert.equal(await earliest(), String(again!.expiresAt), `after the purge of b (expired at ${soon!.expiresAt}) the state holds a's expiry`)
+    await set('a', null)
+    await sleep(10)
+    await store.get(owner, ['a'])
+    assert.equal(await earliest(), String(again!.expiresAt), 'a cleared expiry leaves the lower bound until it has passed')
+  })
+
   test('a session whose state is a bare deadline (written before the state held more) is read, renewed and rewritten in the new form', async (t) => {
     const idle = 60_000
     const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 120_000 })
