@@ -13,7 +13,7 @@ export const HELP = `usage: npm run bench -- [options]   (or: npx tsx scripts/be
                        0 skips it, the default with --profile)
   --only <keys>        only these service scenarios (BENCH_ONLY, comma-separated; the baselines always run):
                        get-plain, get-secret, put-plain, put-secret, put-batch, get-batch, names
-  --quick              short smoke run (with --profile or --only: BENCHMARKS.md is not rewritten unless --write)
+  --quick              short smoke run (with --profile, --only or --compare: BENCHMARKS.md is not rewritten unless --write)
   --profile            run the service under node --cpu-prof and print where its CPU time goes
                        (slows it down: does not rewrite BENCHMARKS.md unless --write)
   --profile-out <file> also keep the .cpuprofile there (open it in Chrome DevTools)
@@ -97,7 +97,7 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
     compare: (flags.compare ?? env.BENCH_COMPARE) || undefined,
     pin: !flags['no-pin'],
     profile: flags.profile,
-    write: flags['no-write'] ? false : flags.write || (!flags.quick && !flags.profile && flags.only === undefined && env.BENCH_ONLY === undefined)
+    write: flags['no-write'] ? false : flags.write || (!flags.quick && !flags.profile && flags.only === undefined && env.BENCH_ONLY === undefined && (flags.compare ?? env.BENCH_COMPARE ?? '') === '')
   }
   return {
     opts,

@@ -59,6 +59,7 @@ describe('bench scenarios', () => {
   test('--compare: every service scenario again on the other build, keys b:…, batch gains against its own single form', () => {
     assert.equal(parseBenchOptions(['--compare', '/tmp/base'], {}).opts.compare, '/tmp/base')
     assert.equal(parseBenchOptions([], { BENCH_COMPARE: '/tmp/env' }).opts.compare, '/tmp/env')
+    assert.equal(parseBenchOptions(['--compare', '.'], {}).opts.write, false, 'an A/B does not rewrite BENCHMARKS.md unless --write')
     const b = compareScenarios(scenarios)
     assert.deepEqual(b.map((s) => s.key), ['b:get-plain', 'b:get-secret', 'b:put-plain', 'b:put-secret', 'b:put-batch', 'b:get-batch', 'b:names'])
     assert.ok(b.every((s) => s.target === 'compare' && s.label.endsWith(' [B]')))
