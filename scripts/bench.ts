@@ -196,7 +196,7 @@ async function main (): Promise<void> {
     writeReport(run.outFile, report)
     log(`wrote ${relative(process.cwd(), run.outFile) || run.outFile}`)
   } else {
-    log(`not writing ${basename(run.outFile)} (${run.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : '--no-write'}; --write to force)`)
+    log(`not writing ${basename(run.outFile)} (${run.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : opts.compare !== undefined ? '--compare' : '--no-write'}; --write to force)`)
   }
   log(`done in ${fmt(totalSeconds)} s`)
 }
