@@ -254,14 +254,14 @@ describe('RedisStore on a real redis-server', () => {
     assert.ok(earliest! > Date.now() + 20_000 && earliest! <= Date.now() + 30_000, `earliest expiry in ${state}`)
     // Every key still expires when the state says.
     for (const key of [`${prefix}{${sid}}:a`, `${prefix}{${sid}}:x`, `${prefix}{${sid}}:m`]) {
-      assert.ok(Math.abs(await client.pexpiretime(key) - keysExpireAt!) <= 1, key)
+      assert.ok(Math.abs(await client.pexpiretime(key) - keysExpireAt!) <= 5, key)
     }
     // A write that creates the zset (an expiry on a session that had none) gives it the same expiry.
     const other = sessionOwner(newSessionId())
     await store.write(other, 'set', [{ name: 'p', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
     await store.write(other, 'set', [{ name: 'q', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'set', ms: 30_000 } }])
     const otherState = (await client.get(`${prefix}{${other.id}}:m`))!.split(':').map(Number)
-    assert.ok(Math.abs(await client.pexpiretime(`${prefix}{${other.id}}:x`) - otherState[1]!) <= 1)
+    assert.ok(Math.abs(await client.pexpiretime(`${prefix}{${other.id}}:x`) - otherState[1]!) <= 5)
   })
 
   test('the earliest expiry kept in the state follows rewrites: never later than the real one, so an expired attribute is gone at once', async (t) => {
