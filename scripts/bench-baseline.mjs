@@ -6,7 +6,7 @@
 // service), BENCH_GET_TEMPLATE / BENCH_PUT_TEMPLATE: JSON objects, the service's own responses
 // without their cid (scripts/bench.ts captures them), so the bodies are byte for byte the same
 // size. Nothing else: no schemas, no hooks, no validation, no Redis (but for the floor route,
-// with BENCH_REDIS_URL: the same GET plus one EVALSHA).
+// with BENCH_REDIS_URL: the same GET or PUT plus one EVALSHA).
 import { randomFillSync } from 'node:crypto'
 import Fastify from 'fastify'
 
@@ -35,9 +35,10 @@ const app = Fastify({
   genReqId: newCid
 })
 
-// The floor: the same GET plus one Redis round trip through ioredis (auto-pipelining, one
+// The floors: the same GET plus one Redis round trip through ioredis (auto-pipelining, one
 // EVALSHA of a one-line script reading a 100-byte field, over 2000 keys), which every request
-// of the service needs. Only with BENCH_REDIS_URL.
+// of the service needs, and the same PUT plus one EVALSHA writing the body's value into a
+// field. Only with BENCH_REDIS_URL.
 if (process.env.BENCH_REDIS_URL !== undefined && process.env.BENCH_REDIS_URL !== '') {
   const { Redis } = await import('ioredis')
   const redis = new Redis(process.env.BENCH_REDIS_URL, { enableAutoPipelining: true })
@@ -50,6 +51,14 @@ if (process.env.BENCH_REDIS_URL !== undefined && process.env.BENCH_REDIS_URL !==
   app.get('/floor/sso/session/attr', async (request) => {
     await redis.floorGet(`bench-floor:{${next++ % KEYS}}:a`, 'plain')
     return { cid: request.id, ...getTemplate }
+  })
+  // The PUT floor: the same JSON body parsed (Fastify's own parser) and its value written into
+  // a hash field by one EVALSHA.
+  redis.defineCommand('floorPut', { numberOfKeys: 1, lua: "return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])" })
+  app.put('/floor/sso/session/attr', async (request) => {
+    const body = request.body
+    await redis.floorPut(`bench-floor:{${next++ % KEYS}}:a`, body.name, JSON.stringify(body.value))
+    return { cid: request.id, ...putTemplate }
   })
   app.addHook('onClose', async () => { await redis.quit() })
 }

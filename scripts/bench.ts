@@ -17,11 +17,11 @@ import { fmt } from './bench/numbers.ts'
 import { HELP, parseBenchOptions, ROOT, serviceEnvOverrides } from './bench/options.ts'
 import { idleRedisCpuUsPerSecond, NEAR_CACHE_ENV, nearCacheScenarios } from './bench/near-cache.ts'
 import { profileSection } from './bench/profile.ts'
-import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir } from './bench/processes.ts'
+import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir, type Server } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
 import { aggregate, backgroundNote, renderReport, writeReport, type ServiceRss } from './bench/report.ts'
 import {
-  APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
+  APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, compareScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
   NAMES_PER_SESSION, populate, RATE_LIMIT_MAX, selectScenarios, value100, type Reply
 } from './bench/scenarios.ts'
 
@@ -75,6 +75,17 @@ async function main (): Promise<void> {
   const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], { ...serviceEnv, PORT: String(servicePort) }, servicePort, pinning?.server, ROOT)
   const rss: ServiceRss = { boot: rssMiB(service.pid), beforeLoad: Number.NaN, afterLoad: Number.NaN, maxDuringLoad: 0 }
   log(`service on port ${service.port} (pid ${service.pid}), RSS ${fmt(rss.boot, 1)} MiB`)
+  // Same-run A/B: the other build, on the same core and Redis, under a key prefix of its own.
+  let compare: Server | undefined
+  if (opts.compare !== undefined) {
+    const compareRoot = opts.compare === '.' ? ROOT : opts.compare
+    const compareJs = join(compareRoot, 'dist/src/server.js')
+    if (!existsSync(compareJs)) throw new Error(`--compare: ${compareJs} is missing: run npm run build in ${opts.compare}`)
+    const comparePort = await fixture.freePort()
+    const compareEnv = serviceEnvOverrides(process.env, 'BENCH_COMPARE_ENV')
+    compare = await startServer('compare', [compareJs], { ...serviceEnv, PORT: String(comparePort), SSO_KEY_PREFIX: 'sso-attrs-b:', ...compareEnv }, comparePort, pinning?.server, compareRoot)
+    log(`compare (B: ${compareRoot}${Object.keys(compareEnv).length > 0 ? `, ${JSON.stringify(compareEnv)}` : ''}) on port ${compare.port} (pid ${compare.pid})`)
+  }
   const commandsAtStart = await commandStats(admin)
 
   // Sessions: one UST each, distinct sid.
@@ -88,6 +99,7 @@ async function main (): Promise<void> {
 
   const prepStarted = Date.now()
   await populate(service.port, tokens, namesTokens)
+  if (compare !== undefined) await populate(compare.port, tokens, namesTokens)
   log(`populated ${tokens.length} sessions x ${BATCH + 2} attributes and ${namesTokens.length} sessions x ${NAMES_PER_SESSION} in ${Date.now() - prepStarted} ms`)
 
   let memory: RedisMemory | undefined
@@ -118,8 +130,10 @@ async function main (): Promise<void> {
   const near = await startServer('near', [serverJs], { ...serviceEnv, PORT: String(nearPort), ...NEAR_CACHE_ENV }, nearPort, pinning?.server, ROOT)
   log(`service with the near cache on port ${near.port} (pid ${near.pid})`)
 
-  const scenarios = selectScenarios([...buildScenarios(tokens, namesTokens, putBody), ...nearCacheScenarios(tokens[0]!)], opts.only)
-  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port, near: near.port })
+  const selected = selectScenarios([...buildScenarios(tokens, namesTokens, putBody), ...nearCacheScenarios(tokens[0]!)], opts.only)
+  // Each B row right after its A row, so that the two meet the same conditions.
+  const scenarios = compare === undefined ? selected : selected.flatMap((s) => s.target === 'service' ? [s, ...compareScenarios([s])] : [s])
+  await checkScenarios(scenarios, { service: service.port, baseline: baseline.port, near: near.port, ...(compare === undefined ? {} : { compare: compare.port }) })
   log('every scenario answers correctly')
 
   const commandsSent = await sampleCommandsSent(admin, service.port, scenarios, ROOT)
@@ -127,7 +141,7 @@ async function main (): Promise<void> {
   log(`background scripts during the MONITOR samples (not counted per request): ${backgroundNote(commandsSent.background)}`)
 
   const drive = createDriver({
-    servers: { service, baseline, near },
+    servers: { service, baseline, near, ...(compare === undefined ? {} : { compare }) },
     admin,
     pinning,
     connections: opts.connections,
@@ -189,7 +203,7 @@ async function main (): Promise<void> {
     writeReport(run.outFile, report)
     log(`wrote ${relative(process.cwd(), run.outFile) || run.outFile}`)
   } else {
-    log(`not writing ${basename(run.outFile)} (${run.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : '--no-write'}; --write to force)`)
+    log(`not writing ${basename(run.outFile)} (${run.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : opts.compare !== undefined ? '--compare' : '--no-write'}; --write to force)`)
   }
   log(`done in ${fmt(totalSeconds)} s`)
 }

@@ -65,7 +65,7 @@ export interface RoundStats {
 export type Drive = (scenario: Scenario, duration: number) => Promise<RoundStats>
 
 export interface LoadContext {
-  servers: Record<Target, Server>
+  servers: Partial<Record<Target, Server>> & Record<'service' | 'baseline', Server>
   /** The Redis both servers use, read with INFO before and after each round. */
   admin: Redis
   pinning: Pinning | undefined
@@ -78,9 +78,9 @@ export interface LoadContext {
 export function createDriver ({ servers, admin, pinning, connections, onServiceRss }: LoadContext): Drive {
   let runIndex = 0
   return async (scenario, duration) => {
-    const server = servers[scenario.target]
+    const server = servers[scenario.target]!
     const alive = () => {
-      for (const s of Object.values(servers)) {
+      for (const s of Object.values(servers).filter((s) => s !== undefined)) {
         if (s.child.exitCode !== null || s.child.signalCode !== null) throw new Error(`${s.name} exited (${s.child.exitCode ?? s.child.signalCode}) during ${scenario.label}`)
       }
     }

@@ -13,10 +13,15 @@ export const HELP = `usage: npm run bench -- [options]   (or: npx tsx scripts/be
                        0 skips it, the default with --profile)
   --only <keys>        only these service scenarios (BENCH_ONLY, comma-separated; the baselines always run):
                        get-plain, get-secret, put-plain, put-secret, put-batch, get-batch, names, get-hot, get-hot-near
-  --quick              short smoke run (with --profile or --only: BENCHMARKS.md is not rewritten unless --write)
+  --quick              short smoke run (with --profile, --only or --compare: BENCHMARKS.md is not rewritten unless --write)
   --profile            run the service under node --cpu-prof and print where its CPU time goes
                        (slows it down: does not rewrite BENCHMARKS.md unless --write)
   --profile-out <file> also keep the .cpuprofile there (open it in Chrome DevTools)
+  --compare <dir>      same-run A/B: also start the service built in <dir> (another checkout, after its
+                       npm run build) on the same core and Redis (its own key prefix), drive every service
+                       scenario on it too (rows marked [B]), in turns with the others   (BENCH_COMPARE;
+                       '.' for this build again, e.g. with BENCH_COMPARE_ENV)
+                       BENCH_COMPARE_ENV="NAME=value,...": settings for B only (as BENCH_SERVICE_ENV)
   --no-pin             do not pin processes to cores with taskset
   --write / --no-write rewrite BENCHMARKS.md or not
   --out <file>         where to write the report (default BENCHMARKS.md at the repository root)
@@ -34,6 +39,8 @@ export interface BenchOptions {
   sessions: number
   memoryAttrs: number
   only: string[]
+  /** A second build of the service to drive beside this one (same-run A/B), or undefined. */
+  compare: string | undefined
   pin: boolean
   profile: boolean
   write: boolean
@@ -59,6 +66,7 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
       sessions: { type: 'string' },
       'memory-attrs': { type: 'string' },
       only: { type: 'string' },
+      compare: { type: 'string' },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-out': { type: 'string' },
@@ -86,9 +94,10 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
     // The memory sample writes 100 000 attributes through the service: in a profile it would hide the load.
     memoryAttrs: Math.round(numberOption(flags['memory-attrs'], 'BENCH_MEMORY_ATTRS', flags.profile ? 0 : 100_000, flags.profile ? 0 : 10_000, 0)),
     only: (flags.only ?? env.BENCH_ONLY ?? '').split(',').map((key) => key.trim()).filter((key) => key !== ''),
+    compare: (flags.compare ?? env.BENCH_COMPARE) || undefined,
     pin: !flags['no-pin'],
     profile: flags.profile,
-    write: flags['no-write'] ? false : flags.write || (!flags.quick && !flags.profile && flags.only === undefined && env.BENCH_ONLY === undefined)
+    write: flags['no-write'] ? false : flags.write || (!flags.quick && !flags.profile && flags.only === undefined && env.BENCH_ONLY === undefined && (flags.compare ?? env.BENCH_COMPARE ?? '') === '')
   }
   return {
     opts,
@@ -96,12 +105,15 @@ export function parseBenchOptions (args: string[] = process.argv.slice(2), env: 
   }
 }
 
-/** BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs. */
-export function serviceEnvOverrides (env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const text = env.BENCH_SERVICE_ENV ?? ''
+/**
+ * BENCH_SERVICE_ENV="NAME=value,NAME=value": settings for the service under test, to measure what one of them costs;
+ * with variable BENCH_COMPARE_ENV, those for the B build of an A/B only.
+ */
+export function serviceEnvOverrides (env: NodeJS.ProcessEnv = process.env, variable: 'BENCH_SERVICE_ENV' | 'BENCH_COMPARE_ENV' = 'BENCH_SERVICE_ENV'): Record<string, string> {
+  const text = env[variable] ?? ''
   return Object.fromEntries(text.split(',').map((pair) => pair.trim()).filter((pair) => pair !== '').map((pair) => {
     const equals = pair.indexOf('=')
-    if (equals <= 0) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`)
+    if (equals <= 0) throw new Error(`${variable}: "${pair}" is not NAME=value`)
     return [pair.slice(0, equals), pair.slice(equals + 1)]
   }))
 }

@@ -87,8 +87,8 @@ export async function populate (port: number, tokens: string[], namesTokens: str
 }
 
 export type Method = 'GET' | 'PUT'
-/** `near`: a second service process with the near cache on (bench/near-cache.ts). */
-export type Target = 'service' | 'baseline' | 'near'
+/** `near`: a second service process with the near cache on (bench/near-cache.ts); compare: the other build of a same-run A/B (--compare). */
+export type Target = 'service' | 'baseline' | 'near' | 'compare'
 
 export interface Scenario {
   key: string
@@ -115,6 +115,10 @@ export function okCheck (reply: Reply): string | undefined {
 
 /** The baseline scenario each service scenario's ratio is taken against. */
 export const baselineOf = (method: Method) => method === 'GET' ? 'base-get' : 'base-put'
+/** The floor (the bare route plus one EVALSHA) of the same method. */
+export const floorOf = (method: Method) => method === 'GET' ? 'floor-get' : 'floor-put'
+/** The single-form scenarios: the p99 target applies to these. */
+export const SINGLE_FORMS = ['get-plain', 'get-secret', 'put-plain', 'put-secret']
 
 /** The baseline rows first, then the service's; `putBody` is the PUT single both send. */
 export function buildScenarios (tokens: string[], namesTokens: string[], putBody: string): Scenario[] {
@@ -127,6 +131,7 @@ export function buildScenarios (tokens: string[], namesTokens: string[], putBody
     { key: 'base-get', label: 'baseline GET (bare Fastify)', target: 'baseline', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'base-put', label: 'baseline PUT (bare Fastify)', target: 'baseline', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'floor-get', label: 'floor GET (bare Fastify + one ioredis EVALSHA)', target: 'baseline', method: 'GET', path: `/floor${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: false, items: 1, check: okCheck },
+    { key: 'floor-put', label: 'floor PUT (bare Fastify + one ioredis EVALSHA writing a field)', target: 'baseline', method: 'PUT', path: `/floor${ATTR_PATH}`, body: putBody, tokens, rotate: false, items: 1, check: okCheck },
     { key: 'get-plain', label: 'GET single plain', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=plain`, tokens, rotate: true, items: 1, check: found(false) },
     { key: 'get-secret', label: 'GET single encrypted (decrypt)', target: 'service', method: 'GET', path: `${ATTR_PATH}?current_app=${APP}&name=secret`, tokens, rotate: true, items: 1, check: found(true) },
     { key: 'put-plain', label: 'PUT single plain', target: 'service', method: 'PUT', path: ATTR_PATH, body: putBody, tokens, rotate: true, items: 1, check: okCheck },
@@ -198,10 +203,21 @@ export function selectScenarios (scenarios: Scenario[], only: string[]): Scenari
   return scenarios.filter((s) => s.target === 'baseline' || wanted.has(s.key))
 }
 
+/** The service scenarios again, driven on the other build of an A/B (--compare): keys `b:…`, labels `… [B]`. */
+export function compareScenarios (scenarios: Scenario[]): Scenario[] {
+  return scenarios.filter((s) => s.target === 'service').map((s) => ({
+    ...s,
+    key: `b:${s.key}`,
+    label: `${s.label} [B]`,
+    target: 'compare' as const,
+    ...(s.singleOf === undefined ? {} : { singleOf: `b:${s.singleOf}` })
+  }))
+}
+
 /** Sanity: every scenario's request is answered correctly before it is measured. */
-export async function checkScenarios (scenarios: Scenario[], ports: Record<Target, number>): Promise<void> {
+export async function checkScenarios (scenarios: Scenario[], ports: Partial<Record<Target, number>>): Promise<void> {
   for (const scenario of scenarios) {
-    const reply = await call(ports[scenario.target], scenario.method, scenario.path, scenario.tokens[1]!, scenario.body === undefined ? undefined : JSON.parse(scenario.body))
+    const reply = await call(ports[scenario.target]!, scenario.method, scenario.path, scenario.tokens[1]!, scenario.body === undefined ? undefined : JSON.parse(scenario.body))
     const problem = scenario.check(reply)
     if (problem !== undefined) throw new Error(`${scenario.label}: ${problem}`)
   }

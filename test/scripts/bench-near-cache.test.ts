@@ -18,7 +18,7 @@ describe('bench: near cache rows', () => {
       ['get-hot', 'service', false, true],
       ['get-hot-near', 'near', false, true]
     ])
-    assert.deepEqual(selectScenarios(scenarios, ['get-hot-near']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'get-hot-near'])
+    assert.deepEqual(selectScenarios(scenarios, ['get-hot-near']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-hot-near'])
   })
 
   test('the note pairs each round with the floor of the same round', () => {

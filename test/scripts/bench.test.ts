@@ -6,7 +6,7 @@ import { describe, test } from 'node:test'
 import type { RoundStats } from '../../scripts/bench/load.ts'
 import { parseBenchOptions, serviceEnvOverrides } from '../../scripts/bench/options.ts'
 import { aggregate, renderReport, writeReport, type ReportInput } from '../../scripts/bench/report.ts'
-import { buildScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
+import { buildScenarios, compareScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
 
 // The parts of `npm run bench` that decide what runs and what BENCHMARKS.md says, without
 // running a load (the machine's cores are not the test's to take).
@@ -16,7 +16,7 @@ const ROOT = join(import.meta.dirname, '..', '..')
 describe('bench options', () => {
   test('defaults, and --quick: shorter rounds, fewer sessions, BENCHMARKS.md left alone unless --write', () => {
     const normal = parseBenchOptions([], {}).opts
-    assert.deepEqual({ ...normal }, { duration: 3, rounds: 3, warmup: 1, connections: 50, sessions: 2000, memoryAttrs: 100_000, only: [], pin: true, profile: false, write: true })
+    assert.deepEqual({ ...normal }, { duration: 3, rounds: 3, warmup: 1, connections: 50, sessions: 2000, memoryAttrs: 100_000, only: [], compare: undefined, pin: true, profile: false, write: true })
     const { opts: quick, run } = parseBenchOptions(['--quick'], {})
     assert.deepEqual([quick.duration, quick.rounds, quick.warmup, quick.sessions, quick.memoryAttrs, quick.write, run.quick], [1, 1, 0.5, 300, 10_000, false, true])
     assert.equal(parseBenchOptions(['--quick', '--write'], {}).opts.write, true)
@@ -37,6 +37,8 @@ describe('bench options', () => {
     assert.deepEqual(serviceEnvOverrides({ BENCH_SERVICE_ENV: 'SSO_TOKEN_CACHE_SIZE=0, SSO_KEY_PREFIX=a=b:' }), { SSO_TOKEN_CACHE_SIZE: '0', SSO_KEY_PREFIX: 'a=b:' })
     assert.deepEqual(serviceEnvOverrides({}), {})
     assert.throws(() => serviceEnvOverrides({ BENCH_SERVICE_ENV: 'NOVALUE' }), /"NOVALUE" is not NAME=value/)
+    assert.deepEqual(serviceEnvOverrides({ BENCH_SERVICE_ENV: 'A=1', BENCH_COMPARE_ENV: 'SSO_RATE_LIMIT_MAX=0' }, 'BENCH_COMPARE_ENV'), { SSO_RATE_LIMIT_MAX: '0' })
+    assert.throws(() => serviceEnvOverrides({ BENCH_COMPARE_ENV: 'B' }, 'BENCH_COMPARE_ENV'), /BENCH_COMPARE_ENV: "B" is not NAME=value/)
   })
 
   test('refuses a value below its minimum, naming the variable and the flag', () => {
@@ -48,20 +50,31 @@ describe('bench options', () => {
 describe('bench scenarios', () => {
   const scenarios = buildScenarios(['t0', 't1'], ['n0', 'n1'], '{}')
 
-  test('three baseline rows, then the seven service scenarios --only knows', () => {
-    assert.deepEqual(scenarios.map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'get-plain', 'get-secret', 'put-plain', 'put-secret', 'put-batch', 'get-batch', 'names'])
-    assert.ok(scenarios.slice(0, 3).every((s) => s.target === 'baseline' && !s.rotate))
+  test('four baseline rows (bare GET and PUT, their floors), then the seven service scenarios --only knows', () => {
+    assert.deepEqual(scenarios.map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-plain', 'get-secret', 'put-plain', 'put-secret', 'put-batch', 'get-batch', 'names'])
+    assert.ok(scenarios.slice(0, 4).every((s) => s.target === 'baseline' && !s.rotate))
+    assert.equal(scenarios.find((s) => s.key === 'floor-put')?.body, '{}', 'the PUT floor sends the PUT single body')
+  })
+
+  test('--compare: every service scenario again on the other build, keys b:…, batch gains against its own single form', () => {
+    assert.equal(parseBenchOptions(['--compare', '/tmp/base'], {}).opts.compare, '/tmp/base')
+    assert.equal(parseBenchOptions([], { BENCH_COMPARE: '/tmp/env' }).opts.compare, '/tmp/env')
+    assert.equal(parseBenchOptions(['--compare', '.'], {}).opts.write, false, 'an A/B does not rewrite BENCHMARKS.md unless --write')
+    const b = compareScenarios(scenarios)
+    assert.deepEqual(b.map((s) => s.key), ['b:get-plain', 'b:get-secret', 'b:put-plain', 'b:put-secret', 'b:put-batch', 'b:get-batch', 'b:names'])
+    assert.ok(b.every((s) => s.target === 'compare' && s.label.endsWith(' [B]')))
+    assert.equal(b.find((s) => s.key === 'b:get-batch')?.singleOf, 'b:get-plain')
   })
 
   test('--only keeps the baselines and the single form a batch scenario is compared with', () => {
-    assert.deepEqual(selectScenarios(scenarios, ['get-batch']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'get-plain', 'get-batch'])
+    assert.deepEqual(selectScenarios(scenarios, ['get-batch']).map((s) => s.key), ['base-get', 'base-put', 'floor-get', 'floor-put', 'get-plain', 'get-batch'])
     assert.equal(selectScenarios(scenarios, []).length, scenarios.length)
     assert.throws(() => selectScenarios(scenarios, ['get-plan']), /--only: unknown scenario get-plan \(known: get-plain,/)
   })
 })
 
 /** One round of `rps` requests a second, with costs that make every column a known figure. */
-function round (rps: number, p99 = 4): RoundStats {
+function round (rps: number, p99 = 4, redisCpuUs = 30): RoundStats {
   return {
     rps,
     p50: 2,
@@ -72,7 +85,7 @@ function round (rps: number, p99 = 4): RoundStats {
     commandsPerRequest: 9,
     commands: new Map([['evalsha', rps * 3], ['hget', rps * 3 * 8]]),
     serverCpuUs: 100,
-    redisCpuUs: 30,
+    redisCpuUs,
     loadgenCpuPct: 40,
     serverCoreBusy: 90,
     loadgenCoreBusy: 50,
@@ -87,8 +100,9 @@ describe('bench report', () => {
   const rounds = new Map<string, RoundStats[]>([
     ['base-get', [round(10_000), round(12_000)]],
     ['base-put', [round(9000), round(9000)]],
-    ['floor-get', [round(8000), round(8000)]],
-    ['get-plain', [round(8500), round(9000, 12)]]
+    ['floor-get', [round(8000, 4, 10), round(12_000, 4, 20)]],
+    ['floor-put', [round(7000), round(7000)]],
+    ['get-plain', [round(8500, 4, 15), round(9000, 12, 20)]]
   ])
   const sent = new Map([['get-plain', new Map([['evalsha', 1]])]])
   const rows = aggregate(scenarios, rounds, sent)
@@ -122,18 +136,24 @@ describe('bench report', () => {
     assert.equal(get.rps, 8750)
     assert.equal(get.ratio, (8500 / 10_000 + 9000 / 12_000) / 2)
     assert.equal(get.p99, 8)
+    assert.equal(get.floorRatio, (8500 / 8000 + 9000 / 12_000) / 2, 'paired with the floor of the same round')
+    assert.equal(get.p99Ratio, (4 / 4 + 12 / 4) / 2, 'p99 over the bare route\'s p99 of the same round')
+    assert.equal(get.redisCpuRatio, (15 / 10 + 20 / 20) / 2, 'Redis CPU over the floor\'s of the same round')
     assert.equal(get.sentCmds, 1, 'only the commands the MONITOR sample saw the request send')
     assert.equal(get.allCmds, 9)
-    assert.match(report, /^\| GET single plain \| 8,750 \| 2\.00 \| 8\.00 \| 0\.80 \| 1\.00 \(9\.0\) \| 100 \| 30 \| 8,750 \| – \| 0 \|$/m)
+    assert.match(report, /^\| GET single plain \| 8,750 \| 2\.00 \| 8\.00 \| 2\.00 \| 0\.80 \| 0\.91 \| 1\.00 \(9\.0\) \| 100 \| 18 \(1\.25 ×\) \| 8,750 \| – \| 0 \|$/m)
+    assert.match(report, /^\| floor GET \(bare Fastify \+ one ioredis EVALSHA\) \| 10,000 \| .* \| 1 \(ref\.\) \| 9\.00 \| 100 \(baseline\) \| 15 \(ref\.\) \| /m)
     assert.match(report, /^\| baseline GET \(bare Fastify\) \| 11,000 \| .* \| 1 \(ref\.\) \| /m)
   })
 
   test('the sections of BENCHMARKS.md in order, targets judged, what did not run said so', () => {
     const headings = report.split('\n').filter((line) => line.startsWith('#'))
     assert.deepEqual(headings, ['# Benchmarks', '## Run', '## Method', '## Results', '## Warnings', '## Targets'])
-    assert.match(report, /^\| GET single plain ≥ 0\.80 × baseline GET \| 0\.80 \| met \|$/m)
-    assert.match(report, /^\| GET single encrypted ≥ 0\.80 × baseline GET \| not run \| – \|$/m)
-    assert.match(report, /^\| p99 < 10 ms for single operations \(50 connections\) \| worst 8\.00 ms \(GET single plain\) \| met \|$/m)
+    assert.match(report, /^\| GET single plain ≥ 0\.80 × floor GET \| 0\.91 \| met \|$/m)
+    assert.match(report, /^\| GET single encrypted ≥ 0\.80 × floor GET \| not run \| – \|$/m)
+    assert.match(report, /^\| Redis CPU per GET single plain ≤ 1\.5 × floor GET's \| 1\.25 × \| met \|$/m)
+    assert.match(report, /^\| Redis CPU per PUT single encrypted \+ expiration ≤ 2 × floor PUT's \| not run \| – \|$/m)
+    assert.match(report, /^\| p99 ≤ 2 × the bare route's p99, single forms \(50 connections\) \| worst 2\.00 × \(GET single plain: 8\.00 ms\) \| met \|$/m)
     assert.match(report, /^\| Lua scripts loaded once \| 2 EVAL\/SCRIPT LOAD for 8 scripts over the run \(0 NOSCRIPT replies\) \| met \|$/m)
     assert.match(report, /^- Only some scenarios ran \(--only get-plain\)\.$/m)
     assert.match(report, /^- 50 connections; per scenario a 1 s warm-up, then 2 rounds of 3 s,/m)

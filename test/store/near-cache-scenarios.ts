@@ -85,6 +85,8 @@ export function nearCacheScenarios (name: string, rig: () => NearCacheRig): void
     test('writes on A, reads on B in a tight loop: no stale read once the invalidation is in', async (t) => {
       const { a, b, owner } = await pair(t)
       await a.write(owner, 'set', [plain('x', 0)])
+      // B reads first, so that its connection tracks the keys and A's first write invalidates them.
+      assert.equal(await payloadOn(b, owner), '0')
       const rounds = 200
       let staleBeforeInvalidation = 0
       let staleAfter = 0

@@ -264,6 +264,82 @@ describe('RedisStore on a real redis-server', () => {
     }
   })
 
+  test('a read of a live session runs TIME, GET of its state and HMGET: no tombstone probe, no renewal within a tenth of the idle window, no zset before its earliest expiry', async (t) => {
+    const idle = 60_000
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 120_000 })
+    const client = inspector(t)
+    const sid = newSessionId()
+    const owner = sessionOwner(sid)
+    await store.write(owner, 'set', [{ name: 'a', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'set', ms: 30_000 } }])
+    await store.get(owner, ['a'])
+    const ran = async (call: () => Promise<unknown>): Promise<Record<string, number>> => {
+      const before = await commandCalls(client)
+      await call()
+      const after = await commandCalls(client)
+      return Object.fromEntries([...after].map(([name, calls]) => [name, calls - (before.get(name) ?? 0)]).filter(([name, calls]) => name !== 'info' && calls as number > 0))
+    }
+    assert.deepEqual(await ran(async () => await store.get(owner, ['a'])), { evalsha: 1, time: 1, get: 1, hmget: 1 })
+    const state = await client.get(`${prefix}{${sid}}:m`)
+    const [deadline, keysExpireAt, earliest] = state!.split(':').map(Number)
+    assert.ok(keysExpireAt! <= deadline! && keysExpireAt! - Date.now() <= idle + 1_000, `state ${state}`)
+    assert.ok(earliest! > Date.now() + 20_000 && earliest! <= Date.now() + 30_000, `earliest expiry in ${state}`)
+    // Every key still expires when the state says.
+    for (const key of [`${prefix}{${sid}}:a`, `${prefix}{${sid}}:x`, `${prefix}{${sid}}:m`]) {
+      assert.ok(Math.abs(await client.pexpiretime(key) - keysExpireAt!) <= 5, key)
+    }
+    // A write that creates the zset (an expiry on a session that had none) gives it the same expiry.
+    const other = sessionOwner(newSessionId())
+    await store.write(other, 'set', [{ name: 'p', value: { kind: 'plain', plain: '1' }, expiry: { kind: 'keep' } }])
+    await store.write(other, 'set', [{ name: 'q', value: { kind: 'plain', plain: '2' }, expiry: { kind: 'set', ms: 30_000 } }])
+    const otherState = (await client.get(`${prefix}{${other.id}}:m`))!.split(':').map(Number)
+    assert.ok(Math.abs(await client.pexpiretime(`${prefix}{${other.id}}:x`) - otherState[1]!) <= 5)
+  })
+
+  test('the earliest expiry kept in the state follows rewrites: never later than the real one, so an expired attribute is gone at once', async (t) => {
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: 60_000, sessionMaxTtlMs: 120_000 })
+    const client = inspector(t)
+    const owner = sessionOwner(newSessionId())
+    const earliest = async (): Promise<string> => (await client.get(`${prefix}{${owner.id}}:m`))!.split(':')[2]!
+    const set = async (name: string, ms: number | null) => await store.write(owner, 'set', [{ name, value: { kind: 'plain', plain: '1' }, expiry: ms === null ? { kind: 'clear' } : { kind: 'set', ms } }])
+    const [long] = await set('a', 60_000)
+    assert.equal(await earliest(), String(long!.expiresAt))
+    // Shortened: the state follows at once.
+    const [short] = await set('a', 300)
+    assert.equal(await earliest(), String(short!.expiresAt))
+    // Lengthened again: the state keeps the earlier time (a lower bound) until it has passed.
+    const [again] = await set('a', 60_000)
+    assert.equal(await earliest(), String(short!.expiresAt))
+    const [soon] = await set('b', 400)
+    await sleep(500)
+    assert.deepEqual(await store.get(owner, ['a', 'b']).then((found) => found.map((attribute) => attribute?.name ?? null)), ['a', null])
+    assert.equal(await earliest(), String(again!.expiresAt), `after the purge of b (expired at ${soon!.expiresAt}) the state holds a's expiry`)
+    await set('a', null)
+    await sleep(10)
+    await store.get(owner, ['a'])
+    assert.equal(await earliest(), String(again!.expiresAt), 'a cleared expiry leaves the lower bound until it has passed')
+  })
+
+  test('a session whose state is a bare deadline (written before the state held more) is read, renewed and rewritten in the new form', async (t) => {
+    const idle = 60_000
+    const { store, prefix } = await openStore(t, { sessionIdleTtlMs: idle, sessionMaxTtlMs: 120_000 })
+    const client = inspector(t)
+    const sid = newSessionId()
+    const owner = sessionOwner(sid)
+    const now = Date.now()
+    const deadline = now + 100_000
+    const record = (expires: number | '') => `1:${now}:${now}:${expires}:p:"v"`
+    await client.hset(`${prefix}{${sid}}:a`, 'live', record(''), 'gone', record(now - 1))
+    await client.zadd(`${prefix}{${sid}}:x`, now - 1, 'gone')
+    await client.set(`${prefix}{${sid}}:m`, String(deadline))
+    for (const key of ['a', 'x', 'm']) await client.pexpire(`${prefix}{${sid}}:${key}`, 5_000)
+    assert.deepEqual(await store.names(owner), ['live'])
+    const [storedDeadline, keysExpireAt, earliest] = (await client.get(`${prefix}{${sid}}:m`))!.split(':')
+    assert.equal(Number(storedDeadline), deadline)
+    assert.ok(Number(keysExpireAt) > Date.now() + idle - 5_000, 'renewed to the idle window')
+    assert.equal(earliest, '', 'nothing left to expire')
+    assert.ok(await client.pttl(`${prefix}{${sid}}:a`) > 5_000)
+  })
+
   test('on a new connection a call is still one command (EVAL of the script)', async (t) => {
     const { store } = await openStore(t)
     const client = inspector(t)

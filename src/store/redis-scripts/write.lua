@@ -51,19 +51,23 @@ if #missing > 0 then return { 'E009002', unpack(missing) } end
 if #conflicts > 0 then return { 'E011005', unpack(conflicts) } end
 if #stale > 0 then return { 'STALE', unpack(stale) } end
 if #sealed > 0 then return { 'CIPHER', unpack(sealed) } end
-if fresh > 0 and redis.call('HLEN', attrs) + fresh > max_attrs then return { 'E011001' } end
+-- size: the hash's length before the write, read only when the write adds names (0: no hash yet).
+local size = fresh > 0 and redis.call('HLEN', attrs) or -1
+if fresh > 0 and size + fresh > max_attrs then return { 'E011001' } end
 
-local deadline = math.huge
+local until_ms = math.huge
 if meta then
-  deadline = tonumber(redis.call('GET', meta))
   if not deadline then
-    deadline = now + max_ms
-    redis.call('SET', meta, string.format('%d', deadline))
+    -- A new session: its state is written by renew() below.
+    deadline, keys_expire_at, earliest_expiry = now + max_ms, 0, math.huge
   end
+  until_ms = deadline
 end
 
 local out = { 'OK' }
 local stored, expiring, unexpiring = {}, {}, {}
+-- An attribute that had an expiry is in the zset, so the zset exists before the ZADD below.
+local zset_existed = false
 local now_text = string.format('%d', now)
 for i = 1, count do
   local item = items[i]
@@ -79,16 +83,18 @@ for i = 1, count do
   local expiry_kind = item[5]
   local expires = false
   if expiry_kind == 'S' then
-    expires = math.min(now + item[6], deadline)
+    expires = math.min(now + item[6], until_ms)
   elseif expiry_kind == 'K' and cur and cur.expires ~= '' then
     expires = tonumber(cur.expires)
   end
+  if cur and cur.expires ~= '' then zset_existed = true end
   local version = cur and cur.version + 1 or 1
   local created = cur and cur.created or now_text
   local expires_text = expires and string.format('%d', expires) or ''
   stored[#stored + 1] = name
   stored[#stored + 1] = version .. ':' .. created .. ':' .. now_text .. ':' .. expires_text .. ':' .. flag .. ':' .. payload
   if expires then
+    if meta and expires < earliest_expiry then earliest_expiry, state_changed = expires, true end
     expiring[#expiring + 1] = expires
     expiring[#expiring + 1] = name
   elseif cur and cur.expires ~= '' then
@@ -101,9 +107,13 @@ call_sliced('HSET', attrs, stored)
 if #expiring > 0 then call_sliced('ZADD', expiry, expiring) end
 if #unexpiring > 0 then call_sliced('ZREM', expiry, unexpiring) end
 
-renew(deadline, idle_ms)
+-- Without a renewal, a hash or zset this write created gets the expiry the others have.
+if not renew(until_ms, idle_ms) then
+  if size == 0 then redis.call('PEXPIREAT', attrs, keys_expire_at) end
+  if #expiring > 0 and not zset_existed then redis.call('PEXPIREAT', expiry, keys_expire_at) end
+end
 -- events (events.lua)
 events_add_records(current, stored)
-events_flush(now, math.min(idle_ms, deadline - now))
+events_flush(now, math.min(idle_ms, until_ms - now))
 -- end events
 return out
