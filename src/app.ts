@@ -11,13 +11,16 @@ import rateLimitPlugin from '../plugins/rate-limit.ts'
 import securityHeadersPlugin from '../plugins/security-headers.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
+import websocketPlugin from '../plugins/websocket.ts'
 import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
 import healthRoutes from '../routes/health.ts'
 import { strictJsonParser } from '../routes/request-input.ts'
 import attributeRoutes from '../routes/attributes.ts'
 import sessionRoutes from '../routes/session.ts'
 import userRoutes from '../routes/user.ts'
+import websocketRoutes from '../routes/websocket.ts'
 import type { Config } from './config.ts'
+import type { EventFeed } from './events/types.ts'
 import { resolveSettings, type Settings } from './settings.ts'
 import type { Store } from './store/types.ts'
 
@@ -27,6 +30,8 @@ export interface BuildOptions {
   loggerInstance?: FastifyBaseLogger
   /** Use this store instead of creating one from the configuration (tests). */
   store?: Store
+  /** Change events for core.subscribe (issue 16); without one, subscriptions are refused. */
+  eventFeed?: EventFeed
 }
 
 export const ATTR_PREFIXES = ['/sso/session/attr', '/zato/sso/session/attr'] as const
@@ -126,6 +131,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(metricsPlugin, { settings })
   await app.register(attributesPlugin, { settings })
   await app.register(auditPlugin)
+  await app.register(websocketPlugin, { settings, eventFeed: options.eventFeed })
   await app.register(healthRoutes)
   // The API itself, in a scope of its own so that rate limiting covers it and nothing else.
   await app.register(async (api) => {
@@ -138,6 +144,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[1], zatoCompat: true })
     await api.register(userRoutes, { prefix: USER_PREFIX })
     await api.register(backchannelLogoutRoutes)
+    await api.register(websocketRoutes)
   })
 
   for (const notice of settings.devDefaults) app.log.warn(`DEVELOPMENT DEFAULT: ${notice}`)
