@@ -65,7 +65,7 @@ async function rest (served: Served, method: string, path: string, ust: string, 
     headers: { authorization: `Bearer ${ust}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {})
   })
-  return { status: response.status, body: await response.json() as Record<string, any> } // eslint-disable-line @typescript-eslint/no-explicit-any -- envelopes differ per route
+  return { status: response.status, body: await response.json() as Record<string, any> }
 }
 
 describe('WebSocket API: authentication', { timeout: 30_000 }, () => {

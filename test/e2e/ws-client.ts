@@ -81,7 +81,7 @@ export class RpcClient {
   }
 
   /** The result of a call that must succeed. */
-  async result (method: string, params?: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- results differ per method; tests assert their shape
+  async result (method: string, params?: unknown): Promise<any> {
     const answer = await this.call(method, params)
     if (answer.error !== undefined) throw new Error(`${method}: ${JSON.stringify(answer.error)}`)
     return answer.result
