@@ -98,6 +98,8 @@ export class RpcConnection {
   readonly #timers: NodeJS.Timeout[] = []
   readonly #subscriptions = new Map<string, Subscription>()
   #sessionWatch: EventSubscription | null = null
+  /** A login under way: calls that need authentication wait for it. */
+  #login: Promise<unknown> | null = null
 
   constructor (socket: RpcSocket, services: RpcServices, limits: RpcLimits, options: { ip: string, app?: string | undefined }) {
     this.#socket = socket
@@ -215,11 +217,21 @@ export class RpcConnection {
 
   async #call (name: string, params: unknown): Promise<unknown> {
     const method = methodOf(name)
+    // A client may send its first calls right behind auth.login_with_token: they wait for it.
+    if (!method.public && this.#identity === undefined && this.#login !== null) await this.#login.catch(() => {})
     if (!method.public && this.#identity === undefined) throw notAuthenticated()
     const key = this.#identity === undefined ? `ip:${this.#ip}` : `u:${this.#identity.userId}`
     if (this.#services.overRateLimit(key)) throw new AppError('E011002', 'Rate limit exceeded')
     switch (name) {
-      case 'auth.login_with_token': return await this.#login(params)
+      case 'auth.login_with_token': {
+        const login = this.#loginWith(params)
+        this.#login = login
+        try {
+          return await login
+        } finally {
+          if (this.#login === login) this.#login = null
+        }
+      }
       case 'core.subscribe': return await this.#subscribe(params)
       case 'core.unsubscribe': return this.#unsubscribe(params)
       default: return await method.run!(this.#context(), params)
@@ -243,7 +255,7 @@ export class RpcConnection {
     this.#services.audit({ ...entry, ...refused, transport: 'websocket', method, outcome: error === undefined ? 'ok' : 'error' })
   }
 
-  async #login (params: unknown): Promise<unknown> {
+  async #loginWith (params: unknown): Promise<unknown> {
     const fields = positional(['token', 'current_app'], params)
     for (const key of Object.keys(fields)) if (key !== 'token' && key !== 'current_app') throw invalidParams(`/${key}`, 'is not a known field')
     if (typeof fields.token !== 'string' || fields.token === '') throw new AppError('E008003', 'token is required: auth.login_with_token(ust)', [{ path: '/token', message: 'is required' }])

@@ -84,6 +84,11 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
     assert.deepEqual(login.user_info.roles, ['reader'])
     assert.deepEqual(login.user_info.attributes, {})
     assertError(await client.call('auth.login_with_token', [ust]), -32001, 'EBUSY')
+    // Calls sent right behind a login wait for it.
+    const eager = await connect(t, served)
+    const [login2, me] = await Promise.all([eager.call('auth.login_with_token', [await mintUst({ sub: 'eager' })]), eager.call('auth.me')])
+    assert.equal((login2.result as { response_type: string }).response_type, 'SUCCESS')
+    assert.equal((me.result as { sub: string }).sub, 'eager')
     assert.deepEqual(await client.result('session.attr.names'), { result: [] })
   })
 
