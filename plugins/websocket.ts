@@ -71,6 +71,11 @@ export default fp<{ settings: Settings, eventFeed?: EventFeed | undefined }>(asy
     fastify.decorate('rpc', null)
     return
   }
+  const connections = new ConnectionRegistry()
+  // Before @fastify/websocket's own preClose, which closes every client without a word.
+  fastify.addHook('preClose', async () => {
+    for (const connection of connections.all) connection.close(CLOSE.SHUTDOWN)
+  })
   await fastify.register(websocket, {
     options: { maxPayload: config.SSO_WS_MAX_MESSAGE_BYTES },
     // A client that vanishes mid-frame is not an error of the service.
@@ -80,7 +85,6 @@ export default fp<{ settings: Settings, eventFeed?: EventFeed | undefined }>(asy
     }
   })
 
-  const connections = new ConnectionRegistry()
   const limits: RpcLimits = {
     maxInFlight: config.SSO_WS_MAX_IN_FLIGHT,
     maxBatch: config.SSO_WS_MAX_BATCH,
@@ -137,10 +141,7 @@ export default fp<{ settings: Settings, eventFeed?: EventFeed | undefined }>(asy
   const stopListening = fastify.sessions.onEnded((ended) => {
     for (const connection of connections.all) if (connection.endedBy(ended)) connection.close(CLOSE.SESSION_ENDED)
   })
-  fastify.addHook('preClose', async () => {
-    stopListening()
-    for (const connection of connections.all) connection.close(CLOSE.SHUTDOWN)
-  })
+  fastify.addHook('onClose', async () => stopListening())
 
   const allowedOrigins = new Set((config.SSO_WS_ALLOWED_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
   fastify.decorate('rpc', {

@@ -132,12 +132,16 @@ export class RpcConnection {
   async authenticate (ust: string, identity: Identity): Promise<void> {
     this.#ust = ust
     this.#identity = identity
-    const untilExpiry = identity.expiresAt - Date.now()
-    // setTimeout holds at most 2^31-1 ms (24.8 days); a token that outlives it is checked again then.
-    const wait = Math.min(Math.max(0, untilExpiry), 2_147_483_647)
-    this.#timers.push(setTimeout(() => {
-      if (Date.now() >= identity.expiresAt) this.close(CLOSE.TOKEN_EXPIRED)
-    }, wait).unref())
+    // setTimeout holds at most 2^31-1 ms (24.8 days), and may fire a little before Date.now()
+    // reaches the time: either way it is armed again for the rest.
+    const armExpiry = (): void => {
+      const wait = Math.min(Math.max(0, identity.expiresAt - Date.now()), 2_147_483_647)
+      this.#timers.push(setTimeout(() => {
+        if (Date.now() >= identity.expiresAt) this.close(CLOSE.TOKEN_EXPIRED)
+        else if (!this.#closed) armExpiry()
+      }, wait).unref())
+    }
+    armExpiry()
     const feed = this.#services.feed
     if (feed !== null) {
       // Another instance that ends this session tells this one through the feed's `ended` event.

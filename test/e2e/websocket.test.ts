@@ -133,6 +133,13 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
     // A UST of an ended session cannot come back.
     assert.deepEqual(await (await connect(t, served)).result('auth.login_with_token', [ust]), { response_type: 'AUTH_ERR' })
   })
+  test('a server that shuts down says so and closes with 1001', async (t) => {
+    const served = await serve(t)
+    const client = await connect(t, served, await mintUst())
+    await served.app.close()
+    assert.deepEqual(await client.notification('connection_closing'), { code: 1001, reason: 'server shutting down' })
+    assert.deepEqual(await client.closed, { code: 1001, reason: 'server shutting down' })
+  })
 })
 
 describe('WebSocket API: methods', { timeout: 30_000 }, () => {
