@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
-import { describe, test, type TestContext } from 'node:test'
+import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { loggerOptions, type App } from '../../src/app.ts'
@@ -10,6 +10,7 @@ import type { Config } from '../../src/config.ts'
 import { sessionIdOf, userIdOf } from '../../src/ust.ts'
 import { sessionOwner, userOwner } from '../../src/store/types.ts'
 import { RecordingEventFeed } from '../fixtures/event-feed.ts'
+import { RedisServer } from '../fixtures/redis.ts'
 import { build, mintUst, TEST_ISSUER, testConfig } from '../helper.ts'
 import { RpcClient, type RpcMessage } from './ws-client.ts'
 
@@ -142,74 +143,81 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
   })
 })
 
-describe('WebSocket API: methods', { timeout: 30_000 }, () => {
-  test('session.attr.*: every operation, single and batch, positional and object params, the same store as REST', async (t) => {
-    const served = await serve(t)
-    const ust = await mintUst()
-    const client = await connect(t, served, ust)
-    const created = await client.result('session.attr.create', ['theme', 'dark', { expiration: 60 }])
-    assert.equal(created.name, 'theme')
-    assert.equal(created.version, 1)
-    assert.match(created.expiration_time, /^\d{4}-\d\d-\d\dT/)
-    assertError(await client.call('session.attr.create', ['theme', 'light']), -32001, 'EEXIST', 'E009001')
-    assert.equal((await client.result('session.attr.update', { name: 'theme', value: 'light', if_version: 1 })).version, 2)
-    assertError(await client.call('session.attr.update', ['theme', 'x', { if_version: 1 }]), -32001, 'EINVAL', 'E011005')
-    assertError(await client.call('session.attr.update', ['missing', 1]), -32001, 'ENOENT', 'E009002')
-    const batch = await client.result('session.attr.set', [[{ name: 'a', value: 1 }, { name: 'b', value: { x: [1] }, encrypt: true }]])
-    assert.deepEqual(Object.keys(batch.result), ['a', 'b'])
-    // What WebSocket wrote, REST reads, and the other way round.
-    const viaRest = await rest(served, 'GET', '/sso/session/attr?current_app=CRM&name=theme', ust)
-    assert.equal(viaRest.body.value, 'light')
-    assert.equal((await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'c', value: [3] })).status, 200)
-    const single = await client.result('session.attr.get', ['c'])
-    assert.deepEqual([single.found, single.value, single.version], [true, [3], 1])
-    const many = await client.result('session.attr.get', [['a', 'b', 'zzz'], { decrypt: false }])
-    assert.equal(many.result.a.value, 1)
-    assert.equal(many.result.b.is_encrypted, true)
-    assert.equal(typeof many.result.b.value, 'string')
-    assert.deepEqual(many.result.zzz, { found: false })
-    assert.deepEqual((await client.result('session.attr.get', [['b']])).result.b.value, { x: [1] })
-    assert.deepEqual(await client.result('session.attr.exists', ['a']), { result: true })
-    assert.deepEqual(await client.result('session.attr.exists', [['a', 'nope']]), { result: { a: true, nope: false } })
-    assert.deepEqual(await client.result('session.attr.names'), { result: ['a', 'b', 'c', 'theme'] })
-    assert.deepEqual(await client.result('session.attr.delete', ['a']), { deleted: true })
-    assert.deepEqual(await client.result('session.attr.delete', [['b', 'nope']]), { result: { b: true, nope: false } })
-    assert.deepEqual(await client.result('session.attr.names', [{}]), { result: ['c', 'theme'] })
-    // Another session of the same user, by target_ust.
-    const second = await mintUst()
-    await client.result('session.attr.set', ['other', true, { target_ust: second }])
-    assert.equal((await rest(served, 'GET', '/sso/session/attr?current_app=CRM&name=other', second)).body.value, true)
-  })
+for (const store of ['memory', 'redis'] as const) {
+  describe(`WebSocket API: methods [${store}]`, { timeout: 30_000 }, () => {
+    let redis: RedisServer | undefined
+    before(async () => { if (store === 'redis') redis = await RedisServer.start() })
+    after(async () => { await redis?.close() })
+    const storeConfig = (): Partial<Config> => redis === undefined ? {} : { SSO_STORE: 'redis', REDIS_URL: redis.url }
 
-  test('user.attr.*, auth.set_attribute and auth.me: the user\'s attributes; another user\'s need the super-user role, audited', async (t) => {
-    const served = await serve(t)
-    const alice = await mintUst({ sub: 'alice-u' })
-    const client = await connect(t, served, alice)
-    assert.equal(await client.result('auth.set_attribute', ['preferences', { lifetime: 900 }]), null)
-    assert.equal(await client.result('auth.set_attribute', { key: 'dashState', value: [1, 2] }), null)
-    assertError(await client.call('auth.set_attribute', ['a', 1, 2]), -32602, 'EINVAL')
-    assertError(await client.call('auth.set_attribute', ['only-key']), -32602, 'EINVAL', 'E008003')
-    assert.deepEqual((await client.result('auth.me')).attributes, { dashState: [1, 2], preferences: { lifetime: 900 } })
-    // Same store as /sso/user/attr.
-    assert.deepEqual((await rest(served, 'GET', '/sso/user/attr?current_app=CRM&name=preferences', alice)).body.value, { lifetime: 900 })
-    await client.result('user.attr.create', [[{ name: 'x', value: 1 }, { name: 'y', value: 2 }]])
-    assert.equal((await client.result('user.attr.update', ['x', 10])).version, 2)
-    assert.deepEqual((await client.result('user.attr.get', [['x', 'y']])).result.x.value, 10)
-    assert.deepEqual(await client.result('user.attr.exists', ['y']), { result: true })
-    assert.deepEqual(await client.result('user.attr.delete', ['y']), { deleted: true })
-    assert.deepEqual(await client.result('user.attr.names'), { result: ['dashState', 'preferences', 'x'] })
-    assertError(await client.call('user.attr.get', ['x', { target_user: 'bob' }]), -32001, 'EACCES', 'E005001')
-    const admin = await connect(t, served, await mintUst({ sub: 'admin', roles: [SUPER_USER] }))
-    assert.equal((await admin.result('user.attr.get', ['x', { target_user: 'alice-u' }])).value, 10)
-    const onBehalf = served.audits().find((entry) => entry.on_behalf === true && entry.transport === 'websocket')
-    assert.equal(onBehalf?.target_user, 'alice-u')
-    assert.equal(onBehalf?.operation, 'get')
-    // Writes are audited as on REST, never with a value or a token.
-    const write = served.audits().find((entry) => entry.transport === 'websocket' && entry.operation === 'set')
-    assert.deepEqual(write?.names, ['preferences'])
-    assert.doesNotMatch(JSON.stringify(served.audits()), /lifetime|eyJ/)
+    test('session.attr.*: every operation, single and batch, positional and object params, the same store as REST', async (t) => {
+      const served = await serve(t, storeConfig())
+      const ust = await mintUst()
+      const client = await connect(t, served, ust)
+      const created = await client.result('session.attr.create', ['theme', 'dark', { expiration: 60 }])
+      assert.equal(created.name, 'theme')
+      assert.equal(created.version, 1)
+      assert.match(created.expiration_time, /^\d{4}-\d\d-\d\dT/)
+      assertError(await client.call('session.attr.create', ['theme', 'light']), -32001, 'EEXIST', 'E009001')
+      assert.equal((await client.result('session.attr.update', { name: 'theme', value: 'light', if_version: 1 })).version, 2)
+      assertError(await client.call('session.attr.update', ['theme', 'x', { if_version: 1 }]), -32001, 'EINVAL', 'E011005')
+      assertError(await client.call('session.attr.update', ['missing', 1]), -32001, 'ENOENT', 'E009002')
+      const batch = await client.result('session.attr.set', [[{ name: 'a', value: 1 }, { name: 'b', value: { x: [1] }, encrypt: true }]])
+      assert.deepEqual(Object.keys(batch.result), ['a', 'b'])
+      // What WebSocket wrote, REST reads, and the other way round.
+      const viaRest = await rest(served, 'GET', '/sso/session/attr?current_app=CRM&name=theme', ust)
+      assert.equal(viaRest.body.value, 'light')
+      assert.equal((await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'c', value: [3] })).status, 200)
+      const single = await client.result('session.attr.get', ['c'])
+      assert.deepEqual([single.found, single.value, single.version], [true, [3], 1])
+      const many = await client.result('session.attr.get', [['a', 'b', 'zzz'], { decrypt: false }])
+      assert.equal(many.result.a.value, 1)
+      assert.equal(many.result.b.is_encrypted, true)
+      assert.equal(typeof many.result.b.value, 'string')
+      assert.deepEqual(many.result.zzz, { found: false })
+      assert.deepEqual((await client.result('session.attr.get', [['b']])).result.b.value, { x: [1] })
+      assert.deepEqual(await client.result('session.attr.exists', ['a']), { result: true })
+      assert.deepEqual(await client.result('session.attr.exists', [['a', 'nope']]), { result: { a: true, nope: false } })
+      assert.deepEqual(await client.result('session.attr.names'), { result: ['a', 'b', 'c', 'theme'] })
+      assert.deepEqual(await client.result('session.attr.delete', ['a']), { deleted: true })
+      assert.deepEqual(await client.result('session.attr.delete', [['b', 'nope']]), { result: { b: true, nope: false } })
+      assert.deepEqual(await client.result('session.attr.names', [{}]), { result: ['c', 'theme'] })
+      // Another session of the same user, by target_ust.
+      const second = await mintUst()
+      await client.result('session.attr.set', ['other', true, { target_ust: second }])
+      assert.equal((await rest(served, 'GET', '/sso/session/attr?current_app=CRM&name=other', second)).body.value, true)
+    })
+
+    test('user.attr.*, auth.set_attribute and auth.me: the user\'s attributes; another user\'s need the super-user role, audited', async (t) => {
+      const served = await serve(t, storeConfig())
+      const alice = await mintUst({ sub: 'alice-u' })
+      const client = await connect(t, served, alice)
+      assert.equal(await client.result('auth.set_attribute', ['preferences', { lifetime: 900 }]), null)
+      assert.equal(await client.result('auth.set_attribute', { key: 'dashState', value: [1, 2] }), null)
+      assertError(await client.call('auth.set_attribute', ['a', 1, 2]), -32602, 'EINVAL')
+      assertError(await client.call('auth.set_attribute', ['only-key']), -32602, 'EINVAL', 'E008003')
+      assert.deepEqual((await client.result('auth.me')).attributes, { dashState: [1, 2], preferences: { lifetime: 900 } })
+      // Same store as /sso/user/attr.
+      assert.deepEqual((await rest(served, 'GET', '/sso/user/attr?current_app=CRM&name=preferences', alice)).body.value, { lifetime: 900 })
+      await client.result('user.attr.create', [[{ name: 'x', value: 1 }, { name: 'y', value: 2 }]])
+      assert.equal((await client.result('user.attr.update', ['x', 10])).version, 2)
+      assert.deepEqual((await client.result('user.attr.get', [['x', 'y']])).result.x.value, 10)
+      assert.deepEqual(await client.result('user.attr.exists', ['y']), { result: true })
+      assert.deepEqual(await client.result('user.attr.delete', ['y']), { deleted: true })
+      assert.deepEqual(await client.result('user.attr.names'), { result: ['dashState', 'preferences', 'x'] })
+      assertError(await client.call('user.attr.get', ['x', { target_user: 'bob' }]), -32001, 'EACCES', 'E005001')
+      const admin = await connect(t, served, await mintUst({ sub: 'admin', roles: [SUPER_USER] }))
+      assert.equal((await admin.result('user.attr.get', ['x', { target_user: 'alice-u' }])).value, 10)
+      const onBehalf = served.audits().find((entry) => entry.on_behalf === true && entry.transport === 'websocket')
+      assert.equal(onBehalf?.target_user, 'alice-u')
+      assert.equal(onBehalf?.operation, 'get')
+      // Writes are audited as on REST, never with a value or a token.
+      const write = served.audits().find((entry) => entry.transport === 'websocket' && entry.operation === 'set')
+      assert.deepEqual(write?.names, ['preferences'])
+      assert.doesNotMatch(JSON.stringify(served.audits()), /lifetime|eyJ/)
+    })
   })
-})
+}
 
 describe('WebSocket API: errors', { timeout: 30_000 }, () => {
   test('-32700, -32600, -32601, -32602 with JSON Pointer details; notifications get no answer; batches answer as arrays', async (t) => {
