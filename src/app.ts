@@ -13,13 +13,14 @@ import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
 import websocketPlugin from '../plugins/websocket.ts'
 import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
+import demoRoutes from '../routes/demo.ts'
 import healthRoutes from '../routes/health.ts'
 import { strictJsonParser } from '../routes/request-input.ts'
 import attributeRoutes from '../routes/attributes.ts'
 import sessionRoutes from '../routes/session.ts'
 import userRoutes from '../routes/user.ts'
 import websocketRoutes from '../routes/websocket.ts'
-import type { Config } from './config.ts'
+import { isProduction, type Config } from './config.ts'
 import type { EventFeed } from './events/types.ts'
 import { resolveSettings, type Settings } from './settings.ts'
 import type { Store } from './store/types.ts'
@@ -133,6 +134,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(auditPlugin)
   await app.register(websocketPlugin, { settings, eventFeed: options.eventFeed })
   await app.register(healthRoutes)
+  // A page that shows the WebSocket API at work; never in production.
+  if (!isProduction(config) && config.SSO_WS_ENABLED) await app.register(demoRoutes)
   // The API itself, in a scope of its own so that rate limiting covers it and nothing else.
   await app.register(async (api) => {
     await api.register(rateLimitPlugin, { config })
