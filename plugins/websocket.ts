@@ -126,6 +126,7 @@ export default fp<{ settings: Settings, eventFeed?: EventFeed | undefined }>(asy
     isSessionEnded: async (sessionId) => await fastify.store.isSessionEnded(sessionId),
     overRateLimit,
     admit: (connection, identity) => connections.admit(connection, identity.userId, config.SSO_WS_MAX_CONNECTIONS_PER_USER),
+    recordUse: async (identity) => await fastify.sessions.recordUse(identity),
     released: (connection) => connections.remove(connection),
     audit: (entry) => fastify.log.info({ audit: entry }, 'audit'),
     logError: (error, method) => fastify.log.error({ err: error, method }, 'websocket call failed'),

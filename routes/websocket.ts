@@ -87,7 +87,7 @@ const websocketRoutes: FastifyPluginAsync = async (fastify) => {
           return
         }
         connection.authenticate(upgrade.ust!, upgrade.identity).catch((error: unknown) => {
-          request.log.error({ err: error }, 'could not watch the session for its end')
+          request.log.warn({ err: error }, 'could not index the session or watch it for its end')
         })
       }
     })

@@ -61,6 +61,8 @@ export interface RpcServices {
   overRateLimit: (key: string) => boolean
   /** Admits a connection about to authenticate as `identity` (per-user limit); false refuses it. */
   admit: (connection: RpcConnection, identity: Identity) => boolean
+  /** Records the session in its user's index (as a successful REST request does), so a logout by `sub` finds it. */
+  recordUse: (identity: Identity) => Promise<void>
   /** The connection is gone (registry, metrics). */
   released: (connection: RpcConnection) => void
   audit: (entry: AuditEntry & { transport: 'websocket', method: string, outcome: 'ok' | 'error' }) => void
@@ -142,13 +144,19 @@ export class RpcConnection {
       }, wait).unref())
     }
     armExpiry()
+    // Neither failing ends the connection: the next call of the token tries the index again,
+    // and calls stay refused after a session end whether or not the feed tells this connection.
+    await this.#services.recordUse(identity).catch((error: unknown) => this.#services.logError(error, 'index the session'))
     const feed = this.#services.feed
-    if (feed !== null) {
+    if (feed === null) return
+    try {
       // Another instance that ends this session tells this one through the feed's `ended` event.
       this.#sessionWatch = await feed.subscribe(sessionOwnerOf(identity), {
         onEvent: (event) => { if (event.kind === 'ended') this.close(CLOSE.SESSION_ENDED) }
       })
       if (this.#closed) this.#sessionWatch.close()
+    } catch (error) {
+      this.#services.logError(error, 'watch the session for its end')
     }
   }
 

@@ -199,11 +199,22 @@ export const ATTRIBUTE_OPERATIONS: readonly AttributeOperation[] = [
   }
 ]
 
-/** An operation's input schemas for a scope and path: user attributes name their target by `target_user`. */
+const userSchemas = new Map<string, { body: TObject, query: TObject }>()
+
+/**
+ * An operation's input schemas for a scope and path: user attributes name their target by
+ * `target_user`. The same objects every time, so validators compiled from them are reused.
+ */
 export function inputSchemas (operation: AttributeOperation, scope: Owner['scope'], zato: boolean): { body: TObject, query: TObject } {
   if (scope === 'session') return { body: operation.body, query: operation.query }
-  return {
-    body: userScoped(operation.body, { zato, body: true }),
-    query: operation.rest.hasQueryInput ? userScoped(operation.query, { zato, body: false }) : operation.query
+  const key = `${operation.name}:${zato}`
+  let schemas = userSchemas.get(key)
+  if (schemas === undefined) {
+    schemas = {
+      body: userScoped(operation.body, { zato, body: true }),
+      query: operation.rest.hasQueryInput ? userScoped(operation.query, { zato, body: false }) : operation.query
+    }
+    userSchemas.set(key, schemas)
   }
+  return schemas
 }

@@ -4,14 +4,16 @@ import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { SignJWT } from 'jose'
 import { pino } from 'pino'
 import { loggerOptions, type App } from '../../src/app.ts'
+import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout-token.ts'
 import type { Config } from '../../src/config.ts'
 import { sessionIdOf, userIdOf } from '../../src/ust.ts'
 import { sessionOwner, userOwner } from '../../src/store/types.ts'
 import { RecordingEventFeed } from '../fixtures/event-feed.ts'
 import { RedisServer } from '../fixtures/redis.ts'
-import { build, mintUst, TEST_ISSUER, testConfig } from '../helper.ts'
+import { build, mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, testConfig } from '../helper.ts'
 import { RpcClient, type RpcMessage } from './ws-client.ts'
 
 // The JSON-RPC 2.0 WebSocket API over a real socket with the `ws` client: every method, every
@@ -133,6 +135,18 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
     assert.deepEqual(await other.closed, { code: 4003, reason: 'session ended' })
     // A UST of an ended session cannot come back.
     assert.deepEqual(await (await connect(t, served)).result('auth.login_with_token', [ust]), { response_type: 'AUTH_ERR' })
+    // A back-channel logout by sub ends every session of the user, and their connections.
+    const first = await connect(t, served, await mintUst({ sub: 'lena' }))
+    const second = await connect(t, served, await mintUst({ sub: 'lena' }))
+    const bystander = await connect(t, served, await mintUst({ sub: 'mona' }))
+    const token = await new SignJWT({ events: { [BACKCHANNEL_LOGOUT_EVENT]: {} }, jti: randomUUID(), sub: 'lena' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'logout+jwt' }).setIssuedAt().setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime('2m')
+      .sign(new TextEncoder().encode(TEST_SECRET))
+    const logout = await fetch(`${served.http}/sso/backchannel-logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ logout_token: token }).toString() })
+    assert.equal(logout.status, 200)
+    assert.deepEqual(await first.closed, { code: 4003, reason: 'session ended' })
+    assert.deepEqual(await second.closed, { code: 4003, reason: 'session ended' })
+    assert.equal(await bystander.result('core.ping'), 'pong')
   })
   test('a server that shuts down says so and closes with 1001', async (t) => {
     const served = await serve(t)
