@@ -436,3 +436,25 @@ describe('WebSocket API: subscriptions', { timeout: 30_000 }, () => {
     assert.match(answer.error!.data!.reason, /no event feed/)
   })
 })
+
+describe('WebSocket API: two instances on one Redis', { timeout: 30_000 }, () => {
+  let redis: RedisServer
+  before(async () => { redis = await RedisServer.start() })
+  after(async () => { await redis.close() })
+
+  test('a REST write through A is read over a WebSocket on B; after a logout through A, B refuses the connection\'s calls', async (t) => {
+    const shared = { SSO_STORE: 'redis' as const, REDIS_URL: redis.url, SSO_KEY_PREFIX: `two-${randomUUID().slice(0, 8)}:` }
+    const a = await serve(t, shared)
+    const b = await serve(t, shared)
+    const ust = await mintUst({ sub: 'nina' })
+    assert.equal((await rest(a, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'seen', value: 'from A' })).status, 200)
+    const onB = await connect(t, b, ust)
+    assert.equal((await onB.result('session.attr.get', ['seen'])).value, 'from A')
+    await onB.result('user.attr.set', ['lang', 'de'])
+    assert.equal((await rest(a, 'GET', '/sso/user/attr?current_app=CRM&name=lang', ust)).body.value, 'de')
+    assert.equal((await rest(a, 'DELETE', '/sso/session?current_app=CRM', ust)).status, 200)
+    // B has no event feed here: the connection stays, but the store refuses the ended session.
+    assertError(await onB.call('session.attr.get', ['seen']), -32001, 'ENOTAUTHENTICATED', 'E007001')
+    assertError(await onB.call('user.attr.get', ['lang']), -32001, 'ENOTAUTHENTICATED', 'E007001')
+  })
+})
