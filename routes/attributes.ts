@@ -48,7 +48,7 @@ const attributeRoutes: FastifyPluginAsyncTypebox<AttributeRoutesOptions> = async
     const call = await authorizeCall(fastify.access, options.scope, operation.audit, mergedFields(request), request.verifiedCaller ?? undefined)
     request.authorized = call.access
     request.audit = call.audit
-    const idempotency = operation.idempotent ? idempotencyRequest(request, call.fields) : undefined
+    const idempotency = operation.idempotent ? () => idempotencyRequest(request, call.fields) : undefined
     return await operation.run({ attributes: fastify.attributes, owner: call.owner, audit: call.audit, idempotency }, call.fields)
   }
 

@@ -23,8 +23,11 @@ export interface OperationContext {
   owner: Owner
   /** The call's audit entry (src/audit.ts): the operation adds the names it touched. */
   audit: AuditEntry
-  /** A REST write or delete sent with an Idempotency-Key. */
-  idempotency?: IdempotencyRequest | undefined
+  /**
+   * A REST write or delete sent with an Idempotency-Key. Read when the store is called, after
+   * the input checks, so that a request with several problems is answered as before (D60).
+   */
+  idempotency?: (() => IdempotencyRequest | undefined) | undefined
 }
 
 /**
@@ -81,7 +84,7 @@ async function write (mode: WriteMode, context: OperationContext, fields: Fields
   const { batch, specs } = writeSpecs(fields)
   context.audit.names = specs.map((spec) => spec.name)
   if (batch) context.attributes.checkBatch('/data', specs.length)
-  const results = await context.attributes.write(context.owner, mode, specs, context.idempotency)
+  const results = await context.attributes.write(context.owner, mode, specs, context.idempotency?.())
   if (batch) return { result: byName(specs, results) }
   return { ...results[0]! }
 }
@@ -164,7 +167,7 @@ export const ATTRIBUTE_OPERATIONS: readonly AttributeOperation[] = [
       context.audit.names = specs.map((spec) => spec.name)
       if (batch && fields.if_version !== undefined) throw invalidInput('/if_version', 'if_version applies to the single form only')
       if (batch) context.attributes.checkBatch('/data', specs.length)
-      const deleted = await context.attributes.delete(context.owner, specs, fields.if_version as number | undefined, context.idempotency)
+      const deleted = await context.attributes.delete(context.owner, specs, fields.if_version as number | undefined, context.idempotency?.())
       if (batch) return { result: byName(specs, deleted) }
       return { deleted: deleted[0]! }
     }
