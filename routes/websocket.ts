@@ -58,37 +58,48 @@ const websocketRoutes: FastifyPluginAsync = async (fastify) => {
   }
 
   for (const url of WEBSOCKET_PATHS) {
-    fastify.get(url, { websocket: true, schema: { hide: true }, preValidation: checkUpgrade }, (socket, request) => {
-      const upgrade = upgrades.get(request) ?? {}
-      const adapter: RpcSocket = {
-        send: (text) => socket.send(text),
-        close: (code, reason) => socket.close(code, reason),
-        terminate: () => socket.terminate(),
-        ping: () => socket.ping(),
-        get bufferedAmount () { return socket.bufferedAmount }
-      }
-      const connection = new RpcConnection(adapter, rpc.services, rpc.limits, { ip: request.ip, app: upgrade.app })
-      rpc.connections.add(connection)
-      socket.on('close', () => connection.release())
-      socket.on('pong', () => connection.seen())
-      socket.on('message', (data, isBinary) => {
-        if (isBinary) {
-          connection.close(CLOSE.BINARY)
-          return
+    fastify.route({
+      method: 'GET',
+      url,
+      schema: { hide: true },
+      preValidation: checkUpgrade,
+      // A plain GET: our envelope, not an empty 404.
+      handler: async (_request, reply) => {
+        reply.header('upgrade', 'websocket')
+        throw new AppError('E008001', 'This path speaks JSON-RPC over WebSocket: send Connection: Upgrade, Upgrade: websocket', undefined, 426)
+      },
+      wsHandler: (socket, request) => {
+        const upgrade = upgrades.get(request) ?? {}
+        const adapter: RpcSocket = {
+          send: (text) => socket.send(text),
+          close: (code, reason) => socket.close(code, reason),
+          terminate: () => socket.terminate(),
+          ping: () => socket.ping(),
+          get bufferedAmount () { return socket.bufferedAmount }
         }
-        const bytes = Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
-        const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
-        connection.handleMessage(text, bytes).catch((error: unknown) => request.log.error({ err: error }, 'websocket message failed'))
-      })
-      if (upgrade.identity !== undefined) {
-        if (!rpc.services.admit(connection, upgrade.identity)) {
-          // Another upgrade of the same user got in between the check and here.
-          connection.close(CLOSE.TOO_MANY_CONNECTIONS)
-          return
-        }
-        connection.authenticate(upgrade.ust!, upgrade.identity).catch((error: unknown) => {
-          request.log.warn({ err: error }, 'could not index the session or watch it for its end')
+        const connection = new RpcConnection(adapter, rpc.services, rpc.limits, { ip: request.ip, app: upgrade.app })
+        rpc.connections.add(connection)
+        socket.on('close', () => connection.release())
+        socket.on('pong', () => connection.seen())
+        socket.on('message', (data, isBinary) => {
+          if (isBinary) {
+            connection.close(CLOSE.BINARY)
+            return
+          }
+          const bytes = Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
+          const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+          connection.handleMessage(text, bytes).catch((error: unknown) => request.log.error({ err: error }, 'websocket message failed'))
         })
+        if (upgrade.identity !== undefined) {
+          if (!rpc.services.admit(connection, upgrade.identity)) {
+          // Another upgrade of the same user got in between the check and here.
+            connection.close(CLOSE.TOO_MANY_CONNECTIONS)
+            return
+          }
+          connection.authenticate(upgrade.ust!, upgrade.identity).catch((error: unknown) => {
+            request.log.warn({ err: error }, 'could not index the session or watch it for its end')
+          })
+        }
       }
     })
   }

@@ -105,6 +105,11 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
       return true
     })
     await assert.rejects(connect(t, served, await mintUst(), '/api/v1?app=Nope'), (error: Error & { statusCode?: number }) => error.statusCode === 403)
+    // A plain GET is told to upgrade, in the envelope.
+    const plain = await fetch(`${served.http}/api/current`)
+    assert.equal(plain.status, 426)
+    assert.equal(plain.headers.get('upgrade'), 'websocket')
+    assert.equal((await plain.json() as { sub_status: string[] }).sub_status[0], 'E008001')
     // /api/v1 is the same API.
     const v1 = await connect(t, served, await mintUst(), '/api/v1?app=Portal')
     assert.equal(await v1.result('core.ping'), 'pong')
