@@ -2,13 +2,13 @@
 // the Redis suites start their own.
 //
 // SSO_TEST_TOPOLOGIES=off leaves out the suites that start a Redis Cluster, a Sentinel set or
-// TLS servers, and the browser suite, naming each: CI runs the whole suite on its first Node
+// TLS servers, and the browser suites, naming each: CI runs the whole suite on its first Node
 // version and, to stay within its time budget, the rest on the second (.ci/run).
 import { spawnSync } from 'node:child_process'
 import { globSync } from 'glob'
 
 const TOPOLOGY_SUITES = [
-  'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts',
+  'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts', 'test/e2e/demo-page.test.ts',
   'test/store/redis-cluster.test.ts', 'test/store/redis-sentinel.test.ts', 'test/src/rekey-cluster.test.ts'
 ]
 
