@@ -115,6 +115,12 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
     assert.equal(await v1.result('core.ping'), 'pong')
   })
 
+  test('SSO_WS_ENABLED=false: no WebSocket paths, no /demo', async (t) => {
+    const app = await build(t, { SSO_WS_ENABLED: false })
+    for (const url of ['/api/current', '/api/v1', '/demo']) assert.equal((await app.inject({ url })).statusCode, 404, url)
+    assert.equal(app.rpc, null)
+  })
+
   test('the connection closes at the UST\'s exp: a connection_closing notice, then close 4002', async (t) => {
     const served = await serve(t, { SSO_CLOCK_TOLERANCE: 0 })
     const client = await connect(t, served, await mintUst({ expiresIn: '2s' }))
