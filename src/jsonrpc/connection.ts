@@ -324,7 +324,14 @@ export class RpcConnection {
     try {
       subscription.feed = await feed.subscribe(call.owner, {
         since: options.since as string | undefined,
-        onEvent: (event) => this.#deliver(subscription, event),
+        onEvent: (event) => {
+          // The feed's callback must not throw into the feed: a bad event is logged and skipped.
+          try {
+            this.#deliver(subscription, event)
+          } catch (error) {
+            this.#services.logError(error, 'deliver an event')
+          }
+        },
         onResync: () => this.#notify('subscription_resync', { subscription: subscription.id, collection })
       })
     } catch (error) {
