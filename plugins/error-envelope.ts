@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { AppError, ERROR_CATALOG, isAppError, type ErrorCode, type ErrorDetail } from '../src/errors.ts'
 import { randomHex } from '../src/random-pool.ts'
+import { validationDetails, type ValidationIssue } from '../src/validation-details.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,36 +33,6 @@ export const newCid = (): string => randomHex(12)
 function sendEnvelope (request: FastifyRequest, reply: FastifyReply, status: number, subStatus: ErrorCode[], message: string, details?: ErrorDetail[]): FastifyReply {
   request.errorCode = subStatus[0]!
   return reply.status(status).send(envelope(request.id, subStatus, message, details))
-}
-
-interface ValidationIssue {
-  keyword: string
-  instancePath: string
-  message?: string
-  params: Record<string, unknown>
-}
-
-function validationDetails (issues: ValidationIssue[]): { code: ErrorCode, details: ErrorDetail[] } {
-  const code: ErrorCode = issues.some((issue) => issue.keyword === 'required') ? 'E008003' : 'E008002'
-  // One detail per field: a union reports each branch, which reads better joined with "or".
-  const byPath = new Map<string, string[]>()
-  for (const issue of issues) {
-    let path = issue.instancePath
-    let message = issue.message ?? 'is invalid'
-    if (issue.keyword === 'required') {
-      path = `${path}/${String(issue.params.missingProperty)}`
-      message = 'is required'
-    } else if (issue.keyword === 'additionalProperties') {
-      path = `${path}/${String(issue.params.additionalProperty)}`
-      message = 'is not a known field'
-    } else if (issue.keyword === 'anyOf' && byPath.has(path)) {
-      continue
-    }
-    const messages = byPath.get(path) ?? []
-    if (!messages.includes(message)) messages.push(message)
-    byPath.set(path, messages)
-  }
-  return { code, details: [...byPath].map(([path, messages]) => ({ path, message: messages.join(' or ') })) }
 }
 
 const LENGTH_KEYWORDS: ReadonlySet<string> = new Set(['minLength', 'maxLength'])

@@ -61,14 +61,14 @@ export function redisTopology (config: Config): RedisTopology {
   return { kind: 'standalone', url: config.REDIS_URL ?? '' }
 }
 
-export default fp<{ settings: Settings, store?: Store | undefined }>(async (fastify, options) => {
+export default fp<{ settings: Settings, store?: Store | undefined, eventFeed?: EventFeed | undefined }>(async (fastify, options) => {
   const store = options.store ?? createStore(options.settings)
   if (store instanceof RedisStore || store instanceof NearCacheStore) {
     onEvictingPolicy(store.redis, (node, policy) => {
       fastify.log.warn({ node, policy }, `Redis at ${node} has maxmemory-policy ${policy}: when it is full it evicts keys, and attributes vanish without an error. Set maxmemory-policy noeviction (docs/SCALING.md)`)
     })
   }
-  const eventFeed = createEventFeed(store)
+  const eventFeed = options.eventFeed ?? createEventFeed(store)
   fastify.decorate('store', store)
   fastify.decorate('eventFeed', eventFeed)
   fastify.addHook('onClose', async () => {

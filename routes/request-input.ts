@@ -1,16 +1,19 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify'
-import type { AccessRequest, SessionAccess } from '../src/access.ts'
-import type { IdempotencyRequest, NameSpec } from '../src/attribute-service.ts'
+import type { SessionAccess } from '../src/access.ts'
+import type { IdempotencyRequest } from '../src/attribute-service.ts'
 import { accessEntry, type AuditEntry, type AuditOperation } from '../src/audit.ts'
 import { bearerToken } from '../src/bearer-token.ts'
 import { canonicalJson } from '../src/canonical-json.ts'
-import { AppError, invalidInput, missingInput } from '../src/errors.ts'
+import { AppError, invalidInput } from '../src/errors.ts'
 import { duplicateKeyPointer } from '../src/json-duplicate-keys.ts'
+import { accessRequest, ustRequired } from '../src/operations/authorize.ts'
+import { byName, formOf, nameSpecs, type Fields } from '../src/operations/fields.ts'
 
 // Turns an HTTP request into the fields of an attribute call: body and query string are
 // one namespace (a field given in both is an error), `current_ust` may come as a bearer token.
 
-export type Fields = Record<string, unknown>
+export type { Fields }
+export { accessRequest, byName, formOf, nameSpecs, ustRequired }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -155,10 +158,6 @@ export async function authorize (fastify: FastifyInstance, request: FastifyReque
   return { fields, access, audit }
 }
 
-export function ustRequired (): AppError {
-  return new AppError('E007001', 'A UST is required: Authorization: Bearer <ust>, or current_ust')
-}
-
 /**
  * A request that carries no UST at all is refused before its input is validated: 401 comes
  * before anything an unauthenticated caller could learn from a 400 about the other fields.
@@ -170,37 +169,6 @@ export function hasNoUst (request: FastifyRequest): boolean {
     if (fields?.current_ust !== undefined || fields?.ust !== undefined) return false
   }
   return true
-}
-
-export function accessRequest (fields: Fields): AccessRequest {
-  // Authentication comes first: a request without a UST is 401 whatever else it lacks.
-  if (fields.current_ust === undefined) throw ustRequired()
-  if (fields.current_app === undefined) throw missingInput('/current_app', 'current_app is required')
-  return {
-    currentApp: fields.current_app as string,
-    currentUst: fields.current_ust as string,
-    targetUst: fields.target_ust as string | undefined
-  }
-}
-
-/** Single form (`name`) or batch form (`data`); exactly one of them. */
-export function formOf (fields: Fields): 'single' | 'batch' {
-  const hasName = fields.name !== undefined
-  const hasData = fields.data !== undefined
-  if (hasName && hasData) throw invalidInput('/data', 'Give either name (single form) or data (batch form), not both')
-  if (!hasName && !hasData) throw missingInput('/name', 'Give name (single form) or data (batch form)')
-  return hasName ? 'single' : 'batch'
-}
-
-export function nameSpecs (fields: Fields): { batch: boolean, specs: NameSpec[] } {
-  if (formOf(fields) === 'single') return { batch: false, specs: [{ path: '/name', name: fields.name as string }] }
-  const names = fields.data as string[]
-  return { batch: true, specs: names.map((name, index) => ({ path: `/data/${index}`, name })) }
-}
-
-export function byName<T> (specs: NameSpec[], values: T[]): Record<string, T> {
-  // fromEntries defines own properties, so a name like "__proto__" stays an ordinary key.
-  return Object.fromEntries(specs.map((spec, index) => [spec.name, values[index]!]))
 }
 
 // An Idempotency-Key (IETF httpapi draft): a Structured Fields string, `"..."`, of printable

@@ -20,6 +20,7 @@ import { profileSection } from './bench/profile.ts'
 import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir, type Server } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
 import { aggregate, backgroundNote, renderReport, writeReport, type ServiceRss } from './bench/report.ts'
+import { measureWebSocketGet, renderWebSocketSection } from './bench/websocket.ts'
 import {
   APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, compareScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
   NAMES_PER_SESSION, populate, RATE_LIMIT_MAX, selectScenarios, value100, type Reply
@@ -159,6 +160,8 @@ async function main (): Promise<void> {
   rss.afterLoad = rssMiB(service.pid)
   const baselineRss = rssMiB(baseline.pid)
   const loadSeconds = (Date.now() - loadStarted) / 1000
+  const websocket = await measureWebSocketGet(service.port, APP, tokens[0]!, 'plain', { seconds: opts.duration * opts.rounds, warmupSeconds: opts.warmup, inFlight: 16 })
+  log(`WebSocket: ${fmt(websocket.perSecond)} session.attr.get calls/s on one connection, p99 ${fmt(websocket.p99Ms, 2)} ms, ${websocket.errors} errors`)
   const commandsAtEnd = await commandStats(admin)
   const loadAtEnd = os.loadavg()
 
@@ -198,9 +201,10 @@ async function main (): Promise<void> {
     idleRedisCpuUsPerSecond: idleRedisCpu
   })
 
-  process.stdout.write(`\n${report}\n`)
+  const fullReport = `${report.replace(/\n*$/, '\n')}\n${renderWebSocketSection(websocket)}`
+  process.stdout.write(`\n${fullReport}\n`)
   if (opts.write) {
-    writeReport(run.outFile, report)
+    writeReport(run.outFile, fullReport)
     log(`wrote ${relative(process.cwd(), run.outFile) || run.outFile}`)
   } else {
     log(`not writing ${basename(run.outFile)} (${run.quick ? '--quick' : opts.profile ? '--profile' : opts.only.length > 0 ? '--only' : opts.compare !== undefined ? '--compare' : '--no-write'}; --write to force)`)

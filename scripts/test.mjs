@@ -2,15 +2,15 @@
 // the Redis suites start their own.
 //
 // SSO_TEST_TOPOLOGIES=off leaves out the suites that start a Redis Cluster, a Sentinel set or
-// TLS servers, and the browser suite, naming each: CI runs the whole suite on its first Node
+// TLS servers, and the browser suites, naming each: CI runs the whole suite on its first Node
 // version and, to stay within its time budget, the rest on the second (.ci/run).
 import { spawnSync } from 'node:child_process'
 import { globSync } from 'glob'
 
 const TOPOLOGY_SUITES = [
-  'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts',
+  'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts', 'test/e2e/demo-page.test.ts',
   'test/store/redis-cluster.test.ts', 'test/store/redis-sentinel.test.ts', 'test/src/rekey-cluster.test.ts',
-  'test/store/events-two-instances-cluster.test.ts'
+  'test/store/events-two-instances-cluster.test.ts', 'test/store/near-cache-cluster.test.ts', 'test/store/near-cache-sentinel.test.ts'
 ]
 
 const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })

@@ -11,13 +11,17 @@ import rateLimitPlugin from '../plugins/rate-limit.ts'
 import securityHeadersPlugin from '../plugins/security-headers.ts'
 import storePlugin from '../plugins/store.ts'
 import swaggerPlugin from '../plugins/swagger.ts'
+import websocketPlugin from '../plugins/websocket.ts'
 import backchannelLogoutRoutes from '../routes/backchannel-logout.ts'
+import demoRoutes from '../routes/demo.ts'
 import healthRoutes from '../routes/health.ts'
 import { strictJsonParser } from '../routes/request-input.ts'
 import attributeRoutes from '../routes/attributes.ts'
 import sessionRoutes from '../routes/session.ts'
 import userRoutes from '../routes/user.ts'
-import type { Config } from './config.ts'
+import websocketRoutes from '../routes/websocket.ts'
+import { isProduction, type Config } from './config.ts'
+import type { EventFeed } from './events/types.ts'
 import { resolveSettings, type Settings } from './settings.ts'
 import type { Store } from './store/types.ts'
 
@@ -27,6 +31,8 @@ export interface BuildOptions {
   loggerInstance?: FastifyBaseLogger
   /** Use this store instead of creating one from the configuration (tests). */
   store?: Store
+  /** Change events for core.subscribe (issue 16) instead of the store's own feed (tests). */
+  eventFeed?: EventFeed
 }
 
 export const ATTR_PREFIXES = ['/sso/session/attr', '/zato/sso/session/attr'] as const
@@ -122,11 +128,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   // Before any route, so that its onRoute hook sees them all (405 answers name the methods a path serves).
   await app.register(errorEnvelopePlugin)
   await app.register(swaggerPlugin)
-  await app.register(storePlugin, { settings, store: options.store })
+  await app.register(storePlugin, { settings, store: options.store, eventFeed: options.eventFeed })
   await app.register(metricsPlugin, { settings })
   await app.register(attributesPlugin, { settings })
   await app.register(auditPlugin)
+  await app.register(websocketPlugin, { settings })
   await app.register(healthRoutes)
+  // A page that shows the WebSocket API at work; never in production.
+  if (!isProduction(config) && config.SSO_WS_ENABLED) await app.register(demoRoutes)
   // The API itself, in a scope of its own so that rate limiting covers it and nothing else.
   await app.register(async (api) => {
     await api.register(rateLimitPlugin, { config })
@@ -138,6 +147,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     await api.register(sessionRoutes, { prefix: SESSION_PREFIXES[1], zatoCompat: true })
     await api.register(userRoutes, { prefix: USER_PREFIX })
     await api.register(backchannelLogoutRoutes)
+    await api.register(websocketRoutes)
   })
 
   for (const notice of settings.devDefaults) app.log.warn(`DEVELOPMENT DEFAULT: ${notice}`)

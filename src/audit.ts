@@ -2,7 +2,7 @@ import type { Access } from './access.ts'
 import type { ErrorCode } from './errors.ts'
 
 export type AuditOperation =
-  | 'create' | 'update' | 'set' | 'delete' | 'get' | 'exists' | 'names' | 'end-session' | 'logout' | 'erase-user'
+  | 'create' | 'update' | 'set' | 'delete' | 'get' | 'exists' | 'names' | 'end-session' | 'logout' | 'erase-user' | 'subscribe'
 
 const ALWAYS_AUDITED: ReadonlySet<AuditOperation> = new Set(['create', 'update', 'set', 'delete', 'end-session', 'logout', 'erase-user'])
 

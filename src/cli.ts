@@ -6,8 +6,9 @@ import { keygenCommand } from './cli/keygen.ts'
 import { rekeyCommand } from './cli/rekey.ts'
 import { serveCommand } from './cli/serve.ts'
 import { tokenCommand } from './cli/token.ts'
+import { wsCommand } from './cli/ws.ts'
 
-const COMMANDS: Command[] = [serveCommand, tokenCommand, keygenCommand, checkConfigCommand, rekeyCommand]
+const COMMANDS: Command[] = [serveCommand, tokenCommand, keygenCommand, checkConfigCommand, rekeyCommand, wsCommand]
 
 /** The package version, from src/ under tsx and from dist/src/ once compiled. */
 function version (): string {

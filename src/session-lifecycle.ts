@@ -18,6 +18,7 @@ export class SessionLifecycle {
   readonly #store: Store
   readonly #verifier: Pick<UstVerifier, 'forget'>
   readonly #tombstoneTtlMs: number
+  readonly #endedListeners = new Set<(ended: EndedScope) => void>()
 
   constructor (store: Store, verifier: Pick<UstVerifier, 'forget'>, tombstoneTtlMs: number) {
     this.#store = store
@@ -25,10 +26,24 @@ export class SessionLifecycle {
     this.#tombstoneTtlMs = tombstoneTtlMs
   }
 
+  /**
+   * Told of every session or user this instance ends, after the store recorded it: open
+   * WebSocket connections of that session close (other instances learn it from the event feed).
+   */
+  onEnded (listener: (ended: EndedScope) => void): () => void {
+    this.#endedListeners.add(listener)
+    return () => this.#endedListeners.delete(listener)
+  }
+
+  #ended (ended: EndedScope): EndedScope {
+    for (const listener of this.#endedListeners) listener(ended)
+    return ended
+  }
+
   async endSession (sessionId: string): Promise<EndedScope> {
     await this.#store.endSession(sessionId, this.#tombstoneTtlMs)
     this.#verifier.forget({ sessionId })
-    return { kind: 'session', sessionId }
+    return this.#ended({ kind: 'session', sessionId })
   }
 
   /**
@@ -52,7 +67,7 @@ export class SessionLifecycle {
   async endUser (userId: string): Promise<EndedScope> {
     const sessions = await this.#store.endUserSessions(userId, this.#tombstoneTtlMs)
     this.#verifier.forget({ userId })
-    return { kind: 'user', userId, sessions }
+    return this.#ended({ kind: 'user', userId, sessions })
   }
 
   /**

@@ -8,6 +8,7 @@ import { keygenCommand } from '../src/cli/keygen.ts'
 import { rekeyCommand } from '../src/cli/rekey.ts'
 import { serveCommand } from '../src/cli/serve.ts'
 import { tokenCommand } from '../src/cli/token.ts'
+import { wsCommand } from '../src/cli/ws.ts'
 import { ERROR_CATALOG } from '../src/errors.ts'
 
 // The documents beside the code: links that resolve, and the lists in them that must follow
@@ -51,7 +52,7 @@ describe('documentation', () => {
   })
 
   test('the README command table lists every sso-attrs command', () => {
-    const commands = [serveCommand, tokenCommand, keygenCommand, checkConfigCommand, rekeyCommand].map((command) => command.name)
+    const commands = [serveCommand, tokenCommand, keygenCommand, checkConfigCommand, rekeyCommand, wsCommand].map((command) => command.name)
     const listed = [...read('README.md').matchAll(/^\| `sso-attrs ([a-z-]+)/gm)].map((match) => match[1])
     assert.deepEqual(listed, commands)
   })

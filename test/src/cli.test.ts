@@ -41,7 +41,7 @@ async function cli (args: string[], settings: Record<string, string> = {}): Prom
   })
 }
 
-const COMMANDS = ['serve', 'token', 'keygen', 'check-config', 'rekey']
+const COMMANDS = ['serve', 'token', 'keygen', 'check-config', 'rekey', 'ws']
 const key = (fill: number) => Buffer.alloc(32, fill).toString('base64url')
 
 describe('sso-attrs (command line)', () => {
