@@ -122,6 +122,23 @@ function refreshSlotsEvery (cluster: Cluster, intervalMs: number): () => void {
   return () => { clearInterval(timer) }
 }
 
+/** The primary behind the Sentinels, TLS included: for the store's connections and the event feed's alike. */
+function sentinelOptions (options: RedisConnectionOptions, topology: Extract<RedisTopology, { kind: 'sentinel' }>): RedisOptions {
+  return {
+    sentinels: topology.sentinels,
+    name: topology.name,
+    role: 'master',
+    ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+    enableTLSForSentinelMode: options.tls === true,
+    // ioredis talks to the Sentinels themselves with sentinelTLS, not with tls.
+    ...(options.tls === true ? { sentinelTLS: {} } : {}),
+    // No failoverDetector: its Sentinel subscriptions have no error listener, so ioredis
+    // prints "[ioredis] Unhandled error event" to stderr for every retry while a Sentinel is
+    // down. A dead primary closes the connection; a demoted one answers READONLY.
+    failoverDetector: false
+  }
+}
+
 function newRedisClient (options: RedisConnectionOptions): RedisClient {
   const { topology } = options
   const node = nodeOptions(options)
@@ -132,17 +149,7 @@ function newRedisClient (options: RedisConnectionOptions): RedisClient {
   if (topology.kind === 'sentinel') {
     return new Redis({
       ...node,
-      sentinels: topology.sentinels,
-      name: topology.name,
-      role: 'master',
-      ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
-      enableTLSForSentinelMode: options.tls === true,
-      // ioredis talks to the Sentinels themselves with sentinelTLS, not with tls.
-      ...(options.tls === true ? { sentinelTLS: {} } : {}),
-      // No failoverDetector: its Sentinel subscriptions have no error listener, so ioredis
-      // prints "[ioredis] Unhandled error event" to stderr for every retry while a Sentinel is
-      // down. A dead primary closes the connection; a demoted one answers READONLY (below).
-      failoverDetector: false,
+      ...sentinelOptions(options, topology),
       sentinelRetryStrategy: (attempt) => Math.min(50 * attempt, 500),
       // A demoted primary answers writes with READONLY: reconnect (through the Sentinels, to
       // the new primary) without resending the refused command.
@@ -208,17 +215,7 @@ export function createSubscriber (options: RedisConnectionOptions, node?: HostPo
   if (node !== undefined) return new Redis({ ...subscriber, host: node.host, port: node.port, Connector: ErrorSafeConnector })
   if (topology.kind === 'standalone') return new Redis(topology.url, { ...subscriber, Connector: ErrorSafeConnector })
   if (topology.kind === 'cluster') throw new Error('a Cluster subscriber needs its node')
-  return new Redis({
-    ...subscriber,
-    sentinels: topology.sentinels,
-    name: topology.name,
-    role: 'master',
-    ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
-    enableTLSForSentinelMode: options.tls === true,
-    ...(options.tls === true ? { sentinelTLS: {} } : {}),
-    failoverDetector: false,
-    sentinelRetryStrategy: () => null
-  })
+  return new Redis({ ...subscriber, ...sentinelOptions(options, topology), sentinelRetryStrategy: () => null })
 }
 
 /**
