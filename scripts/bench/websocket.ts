@@ -66,12 +66,13 @@ export async function measureWebSocketGet (port: number, app: string, ust: strin
   return { inFlight: options.inFlight, calls: latencies.length, errors, seconds, perSecond: latencies.length / seconds, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) }
 }
 
-export function renderWebSocketSection (result: WebSocketResult, fanOut: FanOutResult): string {
+export function renderWebSocketSection (result: WebSocketResult, fanOut: FanOutResult[]): string {
+  const subscribers = fmt(fanOut[0]?.subscribers ?? FAN_OUT_SUBSCRIBERS, 0)
   return [
     '## WebSocket (JSON-RPC 2.0)',
     '',
     'The same service and Redis as above. Calls: one connection authenticated by a Bearer UST on the upgrade, `session.attr.get(name)` of a 100-byte value, a new call sent as each answer arrives.',
-    `Fan-out: ${fmt(fanOut.subscribers, 0)} connections of one user, each subscribed to \`user.attr\` (one owner, so every write is delivered to all of them); a writer PUTs \`/sso/user/attr\` through REST with ${fanOut.inFlight} writes outstanding (sent and not yet delivered to every subscriber); latency from sending the PUT to a subscriber receiving the event. The subscribers run in the load generator's process, on its core.`,
+    `Fan-out: ${subscribers} connections of one user, each subscribed to \`user.attr\` (one owner, so every write is delivered to all of them); a writer PUTs \`/sso/user/attr\` through REST, keeping 1 or 4 writes outstanding (sent and not yet delivered to every subscriber); latency from sending the PUT to a subscriber receiving the event, over every delivery. The subscribers run in the load generator's process, on its core.`,
     '',
     '| scenario | calls/s | p50 ms | p99 ms | errors |',
     '|---|---:|---:|---:|---:|',
@@ -79,7 +80,7 @@ export function renderWebSocketSection (result: WebSocketResult, fanOut: FanOutR
     '',
     '| scenario | events/s delivered | writes/s | p50 ms | p99 ms | dropped subscribers | missing events |',
     '|---|---:|---:|---:|---:|---:|---:|',
-    `| fan-out to ${fmt(fanOut.subscribers, 0)} subscribers of one owner, ${fanOut.inFlight} writes outstanding | ${fmt(fanOut.eventsPerSecond, 0)} | ${fmt(fanOut.writesPerSecond, 0)} | ${fmt(fanOut.p50Ms, 2)} | ${fmt(fanOut.p99Ms, 2)} | ${fanOut.dropped} | ${fanOut.missing} |`,
+    ...fanOut.map((row) => `| fan-out to ${fmt(row.subscribers, 0)} subscribers of one owner, ${row.inFlight} ${row.inFlight === 1 ? 'write' : 'writes'} outstanding | ${fmt(row.eventsPerSecond, 0)} | ${fmt(row.writesPerSecond, 0)} | ${fmt(row.p50Ms, 2)} | ${fmt(row.p99Ms, 2)} | ${row.dropped} | ${row.missing} |`),
     ''
   ].join('\n')
 }
