@@ -120,7 +120,7 @@ export function asyncapiDocument (): Schema {
                 version: { type: 'integer' },
                 expiration_time: { type: ['string', 'null'], format: 'date-time' },
                 is_encrypted: { type: 'boolean' },
-                value: { description: 'added and changed, unless the attribute is encrypted or the subscription asked names_only.' }
+                value: { description: 'added and changed, unless the attribute is encrypted or the subscription asked names_only; a replayed event only while the attribute still has that version (a later event of the replay supersedes it).' }
               }
             }
           }

@@ -20,7 +20,7 @@ import { profileSection } from './bench/profile.ts'
 import { cleanup, installExitHandlers, log, startRedis, startServer, temporaryDir, type Server } from './bench/processes.ts'
 import { loadRedisFixture } from './bench/redis-fixture.ts'
 import { aggregate, backgroundNote, renderReport, writeReport, type ServiceRss } from './bench/report.ts'
-import { measureWebSocketGet, renderWebSocketSection } from './bench/websocket.ts'
+import { FAN_OUT_SUBSCRIBERS, measureWebSocketFanOut, measureWebSocketGet, renderWebSocketSection } from './bench/websocket.ts'
 import {
   APP, ATTR_PATH, AUDIENCE, BATCH, buildScenarios, call, checkScenarios, compareScenarios, createMinter, failure, ISSUER, MEMORY_ATTRS_PER_SESSION,
   NAMES_PER_SESSION, populate, RATE_LIMIT_MAX, selectScenarios, value100, type Reply
@@ -71,6 +71,8 @@ async function main (): Promise<void> {
     SSO_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64url')}`,
     // Rate limiting stays on (its cost is part of the service) with a budget no bench reaches.
     SSO_RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
+    // The fan-out row opens FAN_OUT_SUBSCRIBERS connections of one user.
+    SSO_WS_MAX_CONNECTIONS_PER_USER: String(FAN_OUT_SUBSCRIBERS),
     ...serviceEnvOverrides()
   }
   const service = await startServer('service', [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), serverJs], { ...serviceEnv, PORT: String(servicePort) }, servicePort, pinning?.server, ROOT)
@@ -162,6 +164,13 @@ async function main (): Promise<void> {
   const loadSeconds = (Date.now() - loadStarted) / 1000
   const websocket = await measureWebSocketGet(service.port, APP, tokens[0]!, 'plain', { seconds: opts.duration * opts.rounds, warmupSeconds: opts.warmup, inFlight: 16 })
   log(`WebSocket: ${fmt(websocket.perSecond)} session.attr.get calls/s on one connection, p99 ${fmt(websocket.p99Ms, 2)} ms, ${websocket.errors} errors`)
+  // One write outstanding: the latency of a fan-out alone; four: the rate when they queue.
+  const fanOut = []
+  for (const inFlight of [1, 4]) {
+    const result = await measureWebSocketFanOut(service.port, APP, tokens[0]!, { subscribers: FAN_OUT_SUBSCRIBERS, seconds: opts.duration * opts.rounds, warmupSeconds: opts.warmup, inFlight })
+    log(`WebSocket fan-out, ${inFlight} outstanding: ${fmt(result.eventsPerSecond)} events/s to ${result.subscribers} subscribers of one owner (${fmt(result.writesPerSecond)} writes/s), p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, ${result.dropped} dropped, ${result.missing} missing`)
+    fanOut.push(result)
+  }
   const commandsAtEnd = await commandStats(admin)
   const loadAtEnd = os.loadavg()
 
@@ -201,7 +210,7 @@ async function main (): Promise<void> {
     idleRedisCpuUsPerSecond: idleRedisCpu
   })
 
-  const fullReport = `${report.replace(/\n*$/, '\n')}\n${renderWebSocketSection(websocket)}`
+  const fullReport = `${report.replace(/\n*$/, '\n')}\n${renderWebSocketSection(websocket, fanOut)}`
   process.stdout.write(`\n${fullReport}\n`)
   if (opts.write) {
     writeReport(run.outFile, fullReport)

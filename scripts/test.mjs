@@ -10,7 +10,7 @@ import { globSync } from 'glob'
 const TOPOLOGY_SUITES = [
   'test/e2e/cluster.test.ts', 'test/e2e/sentinel.test.ts', 'test/e2e/redis-tls.test.ts', 'test/e2e/swagger-ui.test.ts', 'test/e2e/demo-page.test.ts',
   'test/store/redis-cluster.test.ts', 'test/store/redis-sentinel.test.ts', 'test/src/rekey-cluster.test.ts',
-  'test/store/events-two-instances-cluster.test.ts', 'test/store/near-cache-cluster.test.ts', 'test/store/near-cache-sentinel.test.ts'
+  'test/store/events-two-instances-cluster.test.ts', 'test/e2e/websocket-two-instances-cluster.test.ts', 'test/store/near-cache-cluster.test.ts', 'test/store/near-cache-sentinel.test.ts'
 ]
 
 const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })

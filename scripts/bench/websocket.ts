@@ -1,5 +1,6 @@
-// The WebSocket row of npm run bench (issue 16): JSON-RPC calls of session.attr.get over one
-// connection, a fixed number in flight, against the same service and Redis as the REST rows.
+// The WebSocket rows of npm run bench (issue 16): JSON-RPC calls of session.attr.get over one
+// connection, a fixed number in flight, and the fan-out of change events to 1,000 subscribers,
+// against the same service and Redis as the REST rows.
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { fmt } from './numbers.ts'
@@ -65,17 +66,162 @@ export async function measureWebSocketGet (port: number, app: string, ust: strin
   return { inFlight: options.inFlight, calls: latencies.length, errors, seconds, perSecond: latencies.length / seconds, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) }
 }
 
-export function renderWebSocketSection (result: WebSocketResult): string {
+export function renderWebSocketSection (result: WebSocketResult, fanOut: FanOutResult[]): string {
+  const subscribers = fmt(fanOut[0]?.subscribers ?? FAN_OUT_SUBSCRIBERS, 0)
   return [
     '## WebSocket (JSON-RPC 2.0)',
     '',
-    'The same service and Redis as above; one connection authenticated by a Bearer UST on the upgrade, `session.attr.get(name)` of a 100-byte value, a new call sent as each answer arrives.',
+    'The same service and Redis as above. Calls: one connection authenticated by a Bearer UST on the upgrade, `session.attr.get(name)` of a 100-byte value, a new call sent as each answer arrives.',
+    `Fan-out: ${subscribers} connections of one user, each subscribed to \`user.attr\` (one owner, so every write is delivered to all of them); a writer PUTs \`/sso/user/attr\` through REST, keeping 1 or 4 writes outstanding (sent and not yet delivered to every subscriber); latency from sending the PUT to a subscriber receiving the event, over every delivery. The subscribers run in the load generator's process, on its core.`,
     '',
     '| scenario | calls/s | p50 ms | p99 ms | errors |',
     '|---|---:|---:|---:|---:|',
     `| \`session.attr.get\`, one connection, ${result.inFlight} in flight | ${fmt(result.perSecond, 0)} | ${fmt(result.p50Ms, 2)} | ${fmt(result.p99Ms, 2)} | ${result.errors} |`,
     '',
-    'Fan-out of change events to 1,000 subscribers is not measured here yet: it needs the store\'s event feed (issue 16, events work).',
+    '| scenario | events/s delivered | writes/s | p50 ms | p99 ms | dropped subscribers | missing events |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...fanOut.map((row) => `| fan-out to ${fmt(row.subscribers, 0)} subscribers of one owner, ${row.inFlight} ${row.inFlight === 1 ? 'write' : 'writes'} outstanding | ${fmt(row.eventsPerSecond, 0)} | ${fmt(row.writesPerSecond, 0)} | ${fmt(row.p50Ms, 2)} | ${fmt(row.p99Ms, 2)} | ${row.dropped} | ${row.missing} |`),
     ''
   ].join('\n')
+}
+
+export interface FanOutResult {
+  subscribers: number
+  /** Writes kept outstanding: sent and not yet delivered to every subscriber. */
+  inFlight: number
+  writes: number
+  deliveries: number
+  seconds: number
+  writesPerSecond: number
+  eventsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  /** Subscribers the server disconnected (slow consumer, or anything else) during the run. */
+  dropped: number
+  /** Deliveries of measured writes that never came (0 unless a subscriber dropped). */
+  missing: number
+}
+
+const FAN_OUT_NAME = 'fanout'
+/** Subscribers of the fan-out row (the issue's figure). */
+export const FAN_OUT_SUBSCRIBERS = 1000
+
+/**
+ * Events/s fan-out: `subscribers` WebSocket connections of one user, each subscribed to
+ * `user.attr` (one owner: every write goes to all of them); a writer PUTs /sso/user/attr
+ * through REST, keeping `inFlight` writes outstanding until each has reached every subscriber.
+ * Latency is from the moment the PUT is sent to each subscriber's receipt of the event.
+ */
+export async function measureWebSocketFanOut (port: number, app: string, ust: string, options: { subscribers: number, seconds: number, warmupSeconds: number, inFlight: number }): Promise<FanOutResult> {
+  const url = `ws://127.0.0.1:${port}/api/current?app=${encodeURIComponent(app)}`
+  const sentAt = new Map<number, number>()
+  const delivered = new Map<number, number>()
+  const latencies: number[] = []
+  let measuredFrom = Number.POSITIVE_INFINITY
+  let measuredTo = Number.POSITIVE_INFINITY
+  let deliveriesInWindow = 0
+  let writesInWindow = 0
+  let dropped = 0
+  let open = 0
+  let stopping = false
+  let nextSeq = 1
+  let outstanding = 0
+  let failure: Error | undefined
+  let settle: () => void = () => {}
+  const settled = new Promise<void>((resolve) => { settle = resolve })
+
+  const write = (): void => {
+    const seq = nextSeq++
+    outstanding++
+    const started = performance.now()
+    sentAt.set(seq, started)
+    delivered.set(seq, 0)
+    if (started >= measuredFrom && started < measuredTo) writesInWindow++
+    fetch(`http://127.0.0.1:${port}/sso/user/attr`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ust}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ current_app: app, name: FAN_OUT_NAME, value: seq })
+    }).then(async (response) => {
+      await response.arrayBuffer()
+      if (response.status !== 200) throw new Error(`fan-out write: HTTP ${response.status}`)
+    }).catch((error: unknown) => {
+      failure ??= error as Error
+      settle()
+    })
+  }
+  const receive = (seq: number): void => {
+    const started = sentAt.get(seq)
+    if (started === undefined) return
+    const count = (delivered.get(seq) ?? 0) + 1
+    delivered.set(seq, count)
+    const now = performance.now()
+    if (now >= measuredFrom && now < measuredTo) deliveriesInWindow++
+    if (started >= measuredFrom && started < measuredTo) latencies.push(now - started)
+    if (count < open) return
+    // Every subscriber has it: the write is done.
+    delivered.delete(seq)
+    sentAt.delete(seq)
+    outstanding--
+    if (!stopping) write()
+    else if (outstanding === 0) settle()
+  }
+
+  const sockets: WebSocket[] = []
+  const opening = Array.from({ length: options.subscribers }, (_, index) => index)
+  for (let from = 0; from < opening.length; from += 100) {
+    await Promise.all(opening.slice(from, from + 100).map(async () => {
+      const socket = new WebSocket(url, { headers: { authorization: `Bearer ${ust}` } })
+      sockets.push(socket)
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject)
+        socket.on('message', (data) => {
+          const message = JSON.parse(data.toString()) as { id?: number, error?: unknown, method?: string, params?: { fields?: { name?: string, value?: unknown } } }
+          if (message.id === 1) {
+            if (message.error !== undefined) reject(new Error(`core.subscribe: ${JSON.stringify(message.error)}`))
+            else resolve()
+          } else if (message.method === 'collection_update' && message.params?.fields?.name === FAN_OUT_NAME) {
+            receive(message.params.fields.value as number)
+          }
+        })
+        socket.once('open', () => socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'core.subscribe', params: ['user.attr'] })))
+      })
+      open++
+      socket.once('close', () => {
+        if (stopping && outstanding === 0) return
+        dropped++
+        open--
+        failure ??= new Error('a subscriber was disconnected during the fan-out')
+        settle()
+      })
+    }))
+  }
+
+  for (let index = 0; index < options.inFlight; index++) write()
+  await new Promise((resolve) => setTimeout(resolve, options.warmupSeconds * 1000))
+  measuredFrom = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000))
+  measuredTo = performance.now()
+  stopping = true
+  const timeout = setTimeout(() => { failure ??= new Error('fan-out: deliveries still missing after 10 s'); settle() }, 10_000)
+  await settled
+  clearTimeout(timeout)
+  let missing = 0
+  for (const [seq, count] of delivered) if ((sentAt.get(seq) ?? 0) >= measuredFrom) missing += options.subscribers - count
+  for (const socket of sockets) socket.terminate()
+  if (failure !== undefined && dropped === 0 && missing === 0) throw failure
+  latencies.sort((a, b) => a - b)
+  const seconds = (measuredTo - measuredFrom) / 1000
+  return {
+    subscribers: options.subscribers,
+    inFlight: options.inFlight,
+    writes: writesInWindow,
+    deliveries: deliveriesInWindow,
+    seconds,
+    writesPerSecond: writesInWindow / seconds,
+    eventsPerSecond: deliveriesInWindow / seconds,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    dropped,
+    missing
+  }
 }

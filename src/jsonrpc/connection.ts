@@ -4,6 +4,7 @@ import { sessionOwnerOf } from '../access.ts'
 import { isoTime, type AttributeService } from '../attribute-service.ts'
 import { isAudited, type AuditEntry } from '../audit.ts'
 import { AppError, isAppError } from '../errors.ts'
+import { NoEventFeedError } from '../events/feed.ts'
 import type { AttributeEvent, EventFeed, EventSubscription } from '../events/types.ts'
 import { duplicateKeyPointer } from '../json-duplicate-keys.ts'
 import { authorizeCall } from '../operations/authorize.ts'
@@ -55,7 +56,7 @@ export interface RpcServices {
   access: AccessPolicy
   attributes: AttributeService
   apps: ReadonlySet<string>
-  feed: EventFeed | null
+  feed: EventFeed
   isSessionEnded: (sessionId: string) => Promise<boolean>
   /** Counts a call of `key` (`u:<user id>` or `ip:<address>`, as REST does) and says whether it is over the limit. */
   overRateLimit: (key: string) => boolean
@@ -149,7 +150,7 @@ export class RpcConnection {
     await this.#services.recordUse(identity).catch((error: unknown) => this.#services.logError(error, 'index the session'))
     const feed = this.#services.feed
     // A token without the session claim (an access token, D53) has no session to end.
-    if (feed === null || identity.sessionId === undefined) return
+    if (identity.sessionId === undefined) return
     try {
       // Another instance that ends this session tells this one through the feed's `ended` event.
       this.#sessionWatch = await feed.subscribe(sessionOwnerOf({ ...identity, sessionId: identity.sessionId }), {
@@ -157,7 +158,8 @@ export class RpcConnection {
       })
       if (this.#closed) this.#sessionWatch.close()
     } catch (error) {
-      this.#services.logError(error, 'watch the session for its end')
+      // A store without events: this instance's own session ends still close the connection.
+      if (!(error instanceof NoEventFeedError)) this.#services.logError(error, 'watch the session for its end')
     }
   }
 
@@ -303,9 +305,6 @@ export class RpcConnection {
     const scope = collection === 'session.attr' ? 'session' : 'user'
     if (scope === 'session' && options.target_user !== undefined) throw invalidParams('/options/target_user', 'session.attr takes target_ust')
     if (scope === 'user' && options.target_ust !== undefined) throw invalidParams('/options/target_ust', 'user.attr takes target_user')
-    if (feed === null) {
-      throw new RpcCallError(RPC_CODES.CALL_ERROR, 'Method call error', 'EOPNOTSUPP', 'Change events are not available: this instance has no event feed configured', ['E011003'])
-    }
     if (this.#subscriptions.size >= this.#limits.maxSubscriptions) throw busy(`At most ${this.#limits.maxSubscriptions} subscriptions a connection (SSO_WS_MAX_SUBSCRIPTIONS)`)
     const call = await authorizeCall(this.#services.access, scope, 'subscribe', {
       current_ust: this.#ust,
@@ -338,6 +337,9 @@ export class RpcConnection {
     } catch (error) {
       this.#dropSubscription(subscription)
       this.#audited(call.audit, error, 'core.subscribe')
+      if (error instanceof NoEventFeedError) {
+        throw new RpcCallError(RPC_CODES.CALL_ERROR, 'Method call error', 'EOPNOTSUPP', 'Change events are not available: this instance\'s store records none', ['E011003'])
+      }
       throw error
     }
     if (!this.#subscriptions.has(subscription.id)) subscription.feed.close()

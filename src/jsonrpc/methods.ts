@@ -197,7 +197,7 @@ export async function userInfo (context: CallContext): Promise<unknown> {
 export const SUBSCRIBE_EVENTS = ['session.attr', 'user.attr'] as const
 
 export const SubscribeOptionsSchema = Type.Object({
-  since: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9]+-[0-9]+$', description: 'The last event id seen (exclusive): replay what came after it, then go live.' })),
+  since: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9]+-[0-9]+$', description: 'The last event id seen (exclusive): replay what came after it, then go live. The store keeps the last 100 to 120 events of each session and user.' })),
   names_only: Type.Optional(Type.Boolean({ description: 'Leave values out of notifications.' })),
   target_ust: Type.Optional(TargetUst),
   target_user: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'user.attr: another user (super-user only, audited).' })),
@@ -207,7 +207,7 @@ export const SubscribeOptionsSchema = Type.Object({
 export const SubscribeResultSchema = Type.Object({
   id: Type.String({ description: 'The subscription id, for core.unsubscribe and in each notification.' }),
   replayed: Type.Integer({ description: 'Events replayed from `since` before live delivery.' }),
-  resync: Type.Boolean({ description: 'True when `since` is older than the retained window: re-read, events were lost to this client.' })
+  resync: Type.Boolean({ description: 'True when `since` is outside the kept window (older than the last 100 to 120 events, or unknown): re-read, events were lost to this client; the subscription goes on live.' })
 })
 
 const Options = (description: string) => ({ name: 'options', schema: Type.Object({ current_app: Type.Optional(CurrentApp) }, { additionalProperties: false, description }), required: false })

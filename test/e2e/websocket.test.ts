@@ -9,9 +9,10 @@ import { pino } from 'pino'
 import { loggerOptions, type App } from '../../src/app.ts'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout-token.ts'
 import type { Config } from '../../src/config.ts'
-import { sessionIdOf, userIdOf } from '../../src/ust.ts'
-import { sessionOwner, userOwner } from '../../src/store/types.ts'
-import { RecordingEventFeed } from '../fixtures/event-feed.ts'
+import { sessionIdOf } from '../../src/ust.ts'
+import { compareEventIds } from '../../src/events/event-log.ts'
+import { createStore } from '../../plugins/store.ts'
+import { resolveSettings } from '../../src/settings.ts'
 import { RedisServer } from '../fixtures/redis.ts'
 import { build, mintUst, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, testConfig } from '../helper.ts'
 import { RpcClient, type RpcMessage } from './ws-client.ts'
@@ -26,10 +27,9 @@ interface Served {
   url: string
   http: string
   audits: () => Array<Record<string, unknown>>
-  feed: RecordingEventFeed
 }
 
-async function serve (t: TestContext, overrides: Partial<Config> = {}, withFeed = true): Promise<Served> {
+async function serve (t: TestContext, overrides: Partial<Config> = {}): Promise<Served> {
   const lines: string[] = []
   const stream = new Writable({
     write (chunk: Buffer, _encoding, callback) {
@@ -37,13 +37,12 @@ async function serve (t: TestContext, overrides: Partial<Config> = {}, withFeed 
       callback()
     }
   })
-  const feed = new RecordingEventFeed(5)
   const config = { LOG_LEVEL: 'info' as const, ...overrides }
-  const app = await build(t, config, { loggerInstance: pino(loggerOptions(testConfig(config)), stream), ...(withFeed ? { eventFeed: feed } : {}) })
+  const app = await build(t, config, { loggerInstance: pino(loggerOptions(testConfig(config)), stream) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
   const audits = () => lines.map((line) => JSON.parse(line) as { msg: string, audit: Record<string, unknown> }).filter((line) => line.msg === 'audit').map((line) => line.audit)
-  return { app, url: `ws://127.0.0.1:${port}/api/current`, http: `http://127.0.0.1:${port}`, audits, feed }
+  return { app, url: `ws://127.0.0.1:${port}/api/current`, http: `http://127.0.0.1:${port}`, audits }
 }
 
 async function connect (t: TestContext, served: Served, ust?: string, path = '/api/current?app=CRM'): Promise<RpcClient> {
@@ -138,11 +137,12 @@ describe('WebSocket API: authentication', { timeout: 30_000 }, () => {
     assert.equal(ended.status, 200)
     assert.deepEqual(await client.notification('connection_closing'), { code: 4003, reason: 'session ended' })
     assert.deepEqual(await client.closed, { code: 4003, reason: 'session ended' })
-    // A session that ended elsewhere: the feed says so.
+    // A session ended in the store by someone else (another instance does just this): the
+    // store's `ended` event closes the connection, without this instance's lifecycle knowing.
     const sid = randomUUID()
     const other = await connect(t, served, await mintUst({ sub: 'carol', sid }))
     assert.deepEqual(await other.result('core.ping'), 'pong')
-    served.feed.publish(sessionOwner(sessionIdOf(TEST_ISSUER, sid)), { kind: 'ended' })
+    await served.app.store.endSession(sessionIdOf(TEST_ISSUER, sid), 60_000)
     assert.deepEqual(await other.closed, { code: 4003, reason: 'session ended' })
     // A UST of an ended session cannot come back.
     assert.deepEqual(await (await connect(t, served)).result('auth.login_with_token', [ust]), { response_type: 'AUTH_ERR' })
@@ -351,113 +351,171 @@ describe('WebSocket API: limits', { timeout: 30_000 }, () => {
     assert.deepEqual(outcomes, ['ok', 'ok', 'EBUSY', 'EBUSY'])
     assert.equal((await client.call('session.attr.names')).error?.data?.sub_status[0], 'E011002')
 
-    const reader = await connect(t, served, await mintUst({ sub: 'frank' }))
-    const feedOwner = sessionOwner(sessionIdOf(TEST_ISSUER, 'slow-sid'))
-    const slow = await connect(t, served, await mintUst({ sub: 'frank', sid: 'slow-sid' }))
+    // The slow consumer on an instance without the rate limit: its writes must all go in.
+    const roomy = await serve(t, { SSO_WS_SEND_BUFFER_BYTES: 1024 })
+    const reader = await connect(t, roomy, await mintUst({ sub: 'frank' }))
+    const frank = await mintUst({ sub: 'frank', sid: 'slow-sid' })
+    const slow = await connect(t, roomy, frank)
     await slow.result('core.subscribe', ['session.attr'])
     slow.socket.pause()
     // The kernel's socket buffers take the first megabytes; then the server's queue grows.
-    const open = () => served.app.rpc!.connections.all.size
+    const open = () => roomy.app.rpc!.connections.all.size
     const before = open()
-    for (let index = 0; index < 4000 && open() === before; index++) {
-      served.feed.publish(feedOwner, { kind: 'changed', name: 'n', version: index + 1, expiresAt: null, payload: JSON.stringify('v'.repeat(8000)) })
-      if (index % 50 === 49) await sleep(5)
+    const big = 'v'.repeat(60_000)
+    for (let index = 0; index < 400 && open() === before; index++) {
+      const write = await roomy.app.inject({ method: 'PUT', url: '/sso/session/attr', headers: { authorization: `Bearer ${frank}` }, payload: { current_app: 'CRM', name: 'n', value: `${index}${big}` } })
+      assert.equal(write.statusCode, 200)
+      if (index % 10 === 9) await sleep(5)
     }
     assert.equal(open(), before - 1, 'the server let the slow consumer go')
     slow.socket.resume()
     assert.equal((await slow.closed).code, 4008)
-    const metrics = await (await fetch(`${served.http}/metrics`)).text()
+    const metrics = await (await fetch(`${roomy.http}/metrics`)).text()
     assert.match(metrics, /sso_ws_slow_consumers_dropped_total 1/)
     assert.match(metrics, /sso_ws_connections \d/)
     assert.ok(reader)
   })
 })
 
-describe('WebSocket API: subscriptions', { timeout: 30_000 }, () => {
-  test('collection_update for session.attr with event ids, replay with since, resync, names_only, encrypted values left out, unsubscribe', async (t) => {
-    const served = await serve(t)
-    const sid = randomUUID()
-    const client = await connect(t, served, await mintUst({ sub: 'gina', sid }))
-    const owner = sessionOwner(sessionIdOf(TEST_ISSUER, sid))
-    const first = served.feed.publish(owner, { kind: 'added', name: 'a', version: 1, expiresAt: null, payload: '"one"' })
-    const subscription = await client.result('core.subscribe', ['session.attr'])
-    assert.deepEqual([subscription.replayed, subscription.resync], [0, false])
-    served.feed.publish(owner, { kind: 'changed', name: 'a', version: 2, expiresAt: Date.parse('2030-01-01T00:00:00Z'), payload: '{"x":1}' })
-    const changed = await client.notification('collection_update')
-    assert.deepEqual(changed.fields, { name: 'a', version: 2, expiration_time: '2030-01-01T00:00:00.000Z', is_encrypted: false, value: { x: 1 } })
-    assert.equal(changed.msg, 'changed')
-    assert.equal(changed.collection, 'session.attr')
-    assert.equal(changed.subscription, subscription.id)
-    assert.match(String(changed.id), /^\d+-\d+$/)
-    served.feed.publish(owner, { kind: 'added', name: 'secret', version: 1, expiresAt: null, encrypted: true })
-    assert.deepEqual((await client.notification('collection_update')).fields, { name: 'secret', version: 1, expiration_time: null, is_encrypted: true })
-    served.feed.publish(owner, { kind: 'removed', name: 'a' })
-    assert.deepEqual((await client.notification('collection_update', (params) => params.msg === 'removed')).fields, { name: 'a' })
-    // Replay after the first event: the three that followed, then live.
-    const replay = await client.result('core.subscribe', ['session.attr', { since: first.id, names_only: true }])
-    assert.deepEqual([replay.replayed, replay.resync], [3, false])
-    const replayed = []
-    for (let index = 0; index < 3; index++) replayed.push(await client.notification('collection_update', (params) => params.subscription === replay.id))
-    assert.deepEqual(replayed.map((params) => params.msg), ['changed', 'added', 'removed'])
-    assert.ok(replayed.every((params) => !Object.hasOwn(params.fields as object, 'value')))
-    // The feed retains 5: an id older than the window asks for a resync.
-    for (let index = 0; index < 6; index++) served.feed.publish(owner, { kind: 'changed', name: 'a', version: index + 3, expiresAt: null, payload: '1' })
-    const stale = await client.result('core.subscribe', ['session.attr', { since: first.id }])
-    assert.equal(stale.resync, true)
-    const metrics = await (await fetch(`${served.http}/metrics`)).text()
-    assert.match(metrics, /^sso_ws_subscriptions 3$/m)
-    assert.match(metrics, /^sso_ws_events_sent_total (\d+)$/m)
-    assert.ok(Number(/^sso_ws_events_sent_total (\d+)$/m.exec(metrics)![1]) >= 6)
-    assert.equal(await client.result('core.unsubscribe', [subscription.id]), null)
-    assertError(await client.call('core.unsubscribe', [subscription.id]), -32001, 'ENOENT')
-  })
+for (const store of ['memory', 'redis'] as const) {
+  describe(`WebSocket API: subscriptions to the store's events [${store}]`, { timeout: 30_000 }, () => {
+    let redis: RedisServer | undefined
+    before(async () => { if (store === 'redis') redis = await RedisServer.start() })
+    after(async () => { await redis?.close() })
+    const storeConfig = (): Partial<Config> => redis === undefined ? {} : { SSO_STORE: 'redis', REDIS_URL: redis.url }
 
-  test('user.attr for oneself; another user\'s is super-user only and audited; the limits; a subscription to an ended session ends', async (t) => {
-    const served = await serve(t, { SSO_WS_MAX_SUBSCRIPTIONS: 3 })
-    const client = await connect(t, served, await mintUst({ sub: 'hank' }))
-    const mine = await client.result('core.subscribe', ['user.attr'])
-    served.feed.publish(userOwner(userIdOf(TEST_ISSUER, 'hank')), { kind: 'added', name: 'p', version: 1, expiresAt: null, payload: 'true' })
-    assert.equal((await client.notification('collection_update')).subscription, mine.id)
-    assertError(await client.call('core.subscribe', ['user.attr', { target_user: 'ivy' }]), -32001, 'EACCES', 'E005001')
-    assertError(await client.call('core.subscribe', ['disk.query']), -32602, 'EINVAL')
-    assertError(await client.call('core.subscribe', ['session.attr', { since: 'yesterday' }]), -32602, 'EINVAL')
-    const admin = await connect(t, served, await mintUst({ sub: 'root', roles: [SUPER_USER] }))
-    await admin.result('core.subscribe', ['user.attr', { target_user: 'ivy' }])
-    const audit = served.audits().find((entry) => entry.operation === 'subscribe')
-    assert.equal(audit?.target_user, 'ivy')
-    assert.equal(audit?.on_behalf, true)
-    const sid = randomUUID()
-    const target = await mintUst({ sub: 'jill', sid })
-    const watched = await admin.result('core.subscribe', ['session.attr', { target_ust: target }])
-    await admin.result('core.subscribe', ['session.attr'])
-    assertError(await admin.call('core.subscribe', ['session.attr']), -32001, 'EBUSY')
-    served.feed.publish(sessionOwner(sessionIdOf(TEST_ISSUER, sid)), { kind: 'ended' })
-    assert.equal((await admin.notification('collection_update', (params) => params.subscription === watched.id)).msg, 'ended')
-    assert.equal((await admin.notification('notify_unsubscribed')).subscription, watched.id)
-    // The admin's own connection stays open.
-    assert.equal(await admin.result('core.ping'), 'pong')
-    assertError(await admin.call('core.unsubscribe', [watched.id]), -32001, 'ENOENT')
-  })
-})
+    test('writes through REST and WebSocket arrive as collection_update with event ids: added, changed, removed, expired; encrypted without value; names_only and replay with since; resync past the window; unsubscribe', async (t) => {
+      const served = await serve(t, storeConfig())
+      const ust = await mintUst({ sub: 'gina' })
+      const client = await connect(t, served, ust)
+      const writer = await connect(t, served, ust)
+      const subscription = await client.result('core.subscribe', ['session.attr'])
+      assert.deepEqual([subscription.replayed, subscription.resync], [0, false])
+      const next = async (msg: string) => await client.notification('collection_update', (params) => params.subscription === subscription.id && params.msg === msg)
 
-describe('WebSocket API: two instances on one Redis', { timeout: 30_000 }, () => {
-  let redis: RedisServer
-  before(async () => { redis = await RedisServer.start() })
-  after(async () => { await redis.close() })
+      assert.equal((await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'a', value: 'one' })).status, 200)
+      const added = await next('added')
+      assert.deepEqual(added.fields, { name: 'a', version: 1, expiration_time: null, is_encrypted: false, value: 'one' })
+      assert.equal(added.collection, 'session.attr')
+      assert.match(String(added.id), /^\d+-\d+$/)
 
-  test('a REST write through A is read over a WebSocket on B; after a logout through A, B refuses the connection\'s calls', async (t) => {
-    const shared = { SSO_STORE: 'redis' as const, REDIS_URL: redis.url, SSO_KEY_PREFIX: `two-${randomUUID().slice(0, 8)}:` }
-    const a = await serve(t, shared)
-    const b = await serve(t, shared)
-    const ust = await mintUst({ sub: 'nina' })
-    assert.equal((await rest(a, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'seen', value: 'from A' })).status, 200)
-    const onB = await connect(t, b, ust)
-    assert.equal((await onB.result('session.attr.get', ['seen'])).value, 'from A')
-    await onB.result('user.attr.set', ['lang', 'de'])
-    assert.equal((await rest(a, 'GET', '/sso/user/attr?current_app=CRM&name=lang', ust)).body.value, 'de')
-    assert.equal((await rest(a, 'DELETE', '/sso/session?current_app=CRM', ust)).status, 200)
-    // B has no event feed here: the connection stays, but the store refuses the ended session.
-    assertError(await onB.call('session.attr.get', ['seen']), -32001, 'ENOTAUTHENTICATED', 'E007001')
-    assertError(await onB.call('user.attr.get', ['lang']), -32001, 'ENOTAUTHENTICATED', 'E007001')
+      const updated = await writer.result('session.attr.update', ['a', { x: 1 }, { expiration: 3600 }])
+      const changed = await next('changed')
+      assert.deepEqual(changed.fields, { name: 'a', version: 2, expiration_time: updated.expiration_time, is_encrypted: false, value: { x: 1 } })
+
+      await writer.result('session.attr.set', ['secret', 'pssst-value', { encrypt: true }])
+      const encrypted = await next('added')
+      assert.deepEqual(encrypted.fields, { name: 'secret', version: 1, expiration_time: null, is_encrypted: true })
+
+      assert.deepEqual((await rest(served, 'DELETE', '/sso/session/attr?current_app=CRM&name=a', ust)).body.deleted, true)
+      assert.deepEqual((await next('removed')).fields, { name: 'a' })
+
+      // Attributes expire lazily; a watched owner's `expired` comes at its time, unasked (D73).
+      await writer.result('session.attr.set', ['brief', 1, { expiration: 1 }])
+      await next('added')
+      assert.deepEqual((await next('expired')).fields, { name: 'brief' })
+
+      const live = [added, changed, encrypted]
+      const ids = [added.id, changed.id, encrypted.id].map(String)
+      assert.deepEqual([...ids].sort(compareEventIds), ids, 'ids increase')
+      assert.doesNotMatch(JSON.stringify(client.received) + JSON.stringify(live), /pssst/)
+
+      // Replay after the first event, names only: the five that followed, then live.
+      const replay = await client.result('core.subscribe', ['session.attr', { since: added.id, names_only: true }])
+      assert.deepEqual([replay.replayed, replay.resync], [5, false])
+      const replayed = []
+      for (let index = 0; index < 5; index++) replayed.push(await client.notification('collection_update', (params) => params.subscription === replay.id))
+      assert.deepEqual(replayed.map((params) => `${String(params.msg)} ${String((params.fields as { name: string }).name)}`), ['changed a', 'added secret', 'removed a', 'added brief', 'expired brief'])
+      assert.equal(replayed[0]!.id, changed.id)
+      assert.ok(replayed.every((params) => !Object.hasOwn(params.fields as object, 'value')))
+      await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'after', value: 'live' })
+      const afterReplay = await client.notification('collection_update', (params) => params.subscription === replay.id)
+      assert.deepEqual(afterReplay.fields, { name: 'after', version: 1, expiration_time: null, is_encrypted: false })
+
+      // The store keeps the last 100-120 events of an owner (D71): 140 more push `since` out of it.
+      for (let batch = 0; batch < 2; batch++) {
+        const data = Array.from({ length: 70 }, (_, index) => ({ name: `bulk-${batch}-${index}`, value: index }))
+        assert.equal((await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', data })).status, 200)
+      }
+      const stale = await client.result('core.subscribe', ['session.attr', { since: added.id }])
+      assert.deepEqual([stale.replayed, stale.resync], [0, true])
+      // A resynced subscription goes on live.
+      await writer.result('session.attr.set', ['fresh', true])
+      assert.equal((await client.notification('collection_update', (params) => params.subscription === stale.id)).msg, 'added')
+
+      const metrics = await (await fetch(`${served.http}/metrics`)).text()
+      assert.match(metrics, /^sso_ws_subscriptions 3$/m)
+      // The first subscription: 6 events and 'after'; the replaying one: 5 and 'after'; both
+      // the 140 of the bulk; all three 'fresh'.
+      assert.equal(Number(/^sso_ws_events_sent_total (\d+)$/m.exec(metrics)![1]), (6 + 1) + (5 + 1) + 2 * 140 + 3)
+      assert.equal(await client.result('core.unsubscribe', [subscription.id]), null)
+      assertError(await client.call('core.unsubscribe', [subscription.id]), -32001, 'ENOENT')
+    })
+
+    test('user.attr for oneself; another user\'s is super-user only and audited; a subscription to a session that logs out ends; the limit', async (t) => {
+      const served = await serve(t, { SSO_WS_MAX_SUBSCRIPTIONS: 3, ...storeConfig() })
+      const hank = await mintUst({ sub: 'hank' })
+      const client = await connect(t, served, hank)
+      const mine = await client.result('core.subscribe', ['user.attr'])
+      assert.equal(await client.result('auth.set_attribute', ['p', true]), null)
+      const own = await client.notification('collection_update')
+      assert.deepEqual([own.subscription, own.collection, own.msg, (own.fields as { value: unknown }).value], [mine.id, 'user.attr', 'added', true])
+      assertError(await client.call('core.subscribe', ['user.attr', { target_user: 'ivy' }]), -32001, 'EACCES', 'E005001')
+      assertError(await client.call('core.subscribe', ['disk.query']), -32602, 'EINVAL')
+      assertError(await client.call('core.subscribe', ['session.attr', { since: 'yesterday' }]), -32602, 'EINVAL')
+
+      const admin = await connect(t, served, await mintUst({ sub: 'root', roles: [SUPER_USER] }))
+      const ivys = await admin.result('core.subscribe', ['user.attr', { target_user: 'ivy' }])
+      const audit = served.audits().find((entry) => entry.operation === 'subscribe')
+      assert.deepEqual([audit?.target_user, audit?.on_behalf, audit?.transport, audit?.outcome], ['ivy', true, 'websocket', 'ok'])
+      assert.equal((await rest(served, 'PUT', '/sso/user/attr', await mintUst({ sub: 'ivy' }), { current_app: 'CRM', name: 'lang', value: 'fi' })).status, 200)
+      const ivy = await admin.notification('collection_update', (params) => params.subscription === ivys.id)
+      assert.deepEqual(ivy.fields, { name: 'lang', version: 1, expiration_time: null, is_encrypted: false, value: 'fi' })
+      // Hank's own write is not Ivy's.
+      assert.equal(admin.received.length, 0)
+
+      const jill = await mintUst({ sub: 'jill' })
+      await rest(served, 'PUT', '/sso/session/attr', jill, { current_app: 'CRM', name: 'cart', value: [1] })
+      const watched = await admin.result('core.subscribe', ['session.attr', { target_ust: jill }])
+      await admin.result('core.subscribe', ['session.attr'])
+      assertError(await admin.call('core.subscribe', ['session.attr']), -32001, 'EBUSY')
+      assert.equal((await rest(served, 'DELETE', '/sso/session?current_app=CRM', jill)).status, 200)
+      assert.equal((await admin.notification('collection_update', (params) => params.subscription === watched.id)).msg, 'ended')
+      assert.equal((await admin.notification('notify_unsubscribed')).subscription, watched.id)
+      // The admin's own connection stays open.
+      assert.equal(await admin.result('core.ping'), 'pong')
+      assertError(await admin.call('core.unsubscribe', [watched.id]), -32001, 'ENOENT')
+    })
+
+    test('a logout ends the subscriber\'s own session: the connection closes with 4003', async (t) => {
+      const served = await serve(t, storeConfig())
+      const ust = await mintUst({ sub: 'kate' })
+      const client = await connect(t, served, ust)
+      await client.result('core.subscribe', ['session.attr'])
+      await rest(served, 'PUT', '/sso/session/attr', ust, { current_app: 'CRM', name: 'x', value: 1 })
+      assert.equal((await client.notification('collection_update')).msg, 'added')
+      assert.equal((await rest(served, 'DELETE', '/sso/session?current_app=CRM', ust)).status, 200)
+      assert.deepEqual(await client.notification('connection_closing'), { code: 4003, reason: 'session ended' })
+      assert.deepEqual(await client.closed, { code: 4003, reason: 'session ended' })
+      assert.equal(served.app.rpc!.connections.all.size, 0)
+    })
   })
+}
+
+test('a store that records no events: core.subscribe is -32001 EOPNOTSUPP, every other call works', async (t) => {
+  const memory = createStore(await resolveSettings(testConfig()))
+  // The store's real operations without its feed, as a Store of someone else's would be.
+  const withoutEvents = new Proxy(memory, {
+    get: (target, name) => {
+      if (name === 'createEventFeed') return undefined
+      const member: unknown = Reflect.get(target, name)
+      return typeof member === 'function' ? member.bind(target) : member
+    }
+  })
+  const app = await build(t, {}, { store: withoutEvents })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = await RpcClient.open(`ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/current?app=CRM`, { headers: { authorization: `Bearer ${await mintUst()}` } })
+  t.after(() => client.close())
+  assertError(await client.call('core.subscribe', ['session.attr']), -32001, 'EOPNOTSUPP', 'E011003')
+  assert.equal((await client.result('session.attr.set', ['a', 1])).version, 1)
 })

@@ -7,6 +7,7 @@ import type { RoundStats } from '../../scripts/bench/load.ts'
 import { parseBenchOptions, serviceEnvOverrides } from '../../scripts/bench/options.ts'
 import { aggregate, renderReport, writeReport, type ReportInput } from '../../scripts/bench/report.ts'
 import { buildScenarios, compareScenarios, selectScenarios } from '../../scripts/bench/scenarios.ts'
+import { renderWebSocketSection, type FanOutResult } from '../../scripts/bench/websocket.ts'
 
 // The parts of `npm run bench` that decide what runs and what BENCHMARKS.md says, without
 // running a load (the machine's cores are not the test's to take).
@@ -171,5 +172,18 @@ describe('bench report', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('npm run bench: the WebSocket section', () => {
+  test('the calls/s row, then a fan-out row per outstanding depth, figures as measured', () => {
+    const fanOut = (inFlight: number, eventsPerSecond: number, p99Ms: number): FanOutResult => ({
+      subscribers: 1000, inFlight, writes: eventsPerSecond / 1000 * 3, deliveries: eventsPerSecond * 3, seconds: 3, writesPerSecond: eventsPerSecond / 1000, eventsPerSecond, p50Ms: p99Ms / 2, p99Ms, dropped: 0, missing: 0
+    })
+    const section = renderWebSocketSection({ inFlight: 16, calls: 30_000, errors: 0, seconds: 3, perSecond: 10_000, p50Ms: 1, p99Ms: 4 }, [fanOut(1, 20_000, 60), fanOut(4, 30_000, 150)])
+    assert.match(section, /^\| `session\.attr\.get`, one connection, 16 in flight \| 10,000 \| 1\.00 \| 4\.00 \| 0 \|$/m)
+    assert.match(section, /^\| fan-out to 1,000 subscribers of one owner, 1 write outstanding \| 20,000 \| 20 \| 30\.00 \| 60\.00 \| 0 \| 0 \|$/m)
+    assert.match(section, /^\| fan-out to 1,000 subscribers of one owner, 4 writes outstanding \| 30,000 \| 30 \| 75\.00 \| 150\.00 \| 0 \| 0 \|$/m)
+    assert.match(section, /1,000 connections of one user, each subscribed to `user\.attr`/)
   })
 })

@@ -4,10 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { sessionOwner } from '../../src/store/types.ts'
-import { sessionIdOf } from '../../src/ust.ts'
-import { RecordingEventFeed } from '../fixtures/event-feed.ts'
-import { build, mintUst, RUN_TYPESCRIPT, TEST_ISSUER } from '../helper.ts'
+import { build, mintUst, RUN_TYPESCRIPT } from '../helper.ts'
 
 // `sso-attrs ws`: one call, and --follow for notifications, against a served app.
 
@@ -27,8 +24,7 @@ async function run (args: string[], environment: NodeJS.ProcessEnv): Promise<{ c
 }
 
 test('sso-attrs ws calls a method and prints the result; an error answer exits 1; --follow prints notifications', async (t) => {
-  const feed = new RecordingEventFeed()
-  const app = await build(t, {}, { eventFeed: feed })
+  const app = await build(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/current`
   const sid = randomUUID()
@@ -51,10 +47,16 @@ test('sso-attrs ws calls a method and prints the result; an error answer exits 1
   const follower = spawn(process.execPath, [...CLI, '--follow', 'core.subscribe', '["session.attr"]'], { cwd: ROOT, env: env(url, ust) })
   t.after(() => follower.kill())
   let stdout = ''
+  let written = false
   const lines = new Promise<string[]>((resolve) => {
     follower.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString()
-      if (stdout.includes('\n}\n')) feed.publish(sessionOwner(sessionIdOf(TEST_ISSUER, sid)), { kind: 'changed', name: 'theme', version: 2, expiresAt: null, payload: '"light"' })
+      // Subscribed (its answer printed): a REST write of the same session is the event.
+      if (stdout.includes('\n}\n') && !written) {
+        written = true
+        app.inject({ method: 'PUT', url: '/sso/session/attr', headers: { authorization: `Bearer ${ust}` }, payload: { current_app: 'CRM', name: 'theme', value: 'light' } })
+          .catch((error: unknown) => { follower.kill(); throw error })
+      }
       const notifications = stdout.split('\n').filter((line) => line.startsWith('{"jsonrpc"'))
       if (notifications.length > 0) resolve(notifications)
     })
@@ -62,5 +64,6 @@ test('sso-attrs ws calls a method and prints the result; an error answer exits 1
   const [notification] = await lines
   const params = JSON.parse(notification!).params
   assert.equal(params.msg, 'changed')
+  assert.equal(params.fields.version, 2)
   assert.equal(params.fields.value, 'light')
 })
