@@ -198,7 +198,9 @@ export async function sampleCommandsSent (admin: Redis, port: number, scenarios:
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source === 'lua' || args[0] === undefined) return
       const name = args[0].toLowerCase()
-      const task = name === 'evalsha' ? backgroundScripts.get(String(args[1])) : undefined
+      // EVAL sends a script's text: ioredis loads a script so on its first use by a connection
+      // (counted as loads in the targets). PING is a readiness or keep-alive check, not a request's.
+      const task = name === 'evalsha' ? backgroundScripts.get(String(args[1])) : name === 'eval' ? 'script load' : name === 'ping' ? 'ping' : undefined
       if (task !== undefined) besides.set(task, (besides.get(task) ?? 0) + 1)
       else seen.set(name, (seen.get(name) ?? 0) + 1)
     })
