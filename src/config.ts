@@ -51,7 +51,7 @@ export const ConfigSchema = Type.Object({
   SSO_SUPERUSER_ROLE: Type.String({ default: 'sso:super-user', minLength: 1, description: 'Role that may touch other users\' sessions.' }),
   SSO_APPS: Type.Optional(Type.String({ description: 'Comma-separated allowed values of `current_app`. Required in production.' })),
   SSO_ENCRYPTION_KEYS: Type.Optional(Type.String({ description: '`kid:base64url-32-bytes,...`; the first encrypts, all decrypt. Required in production.' })),
-  SSO_SESSION_IDLE_TTL: Type.Integer({ default: 3600, minimum: 1, description: 'Seconds a session\'s attributes live after the last call on the session.' }),
+  SSO_SESSION_IDLE_TTL: Type.Integer({ default: 3600, minimum: 1, description: 'Seconds a session\'s attributes live after the last call on the session (renewals are coalesced: at least 0.9 of it, D80).' }),
   SSO_SESSION_MAX_TTL: Type.Integer({ default: 86400, minimum: 1, description: 'Seconds a session\'s attributes live at most, from its first attribute.' }),
   SSO_MAX_NAME_LENGTH: Type.Integer({ default: 191, minimum: 1, maximum: 1024, description: 'Longest attribute name, in characters.' }),
   SSO_MAX_VALUE_BYTES: Type.Integer({ default: 65536, minimum: 1, description: 'Largest serialized (JSON, UTF-8) value.' }),

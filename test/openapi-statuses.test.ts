@@ -37,7 +37,8 @@ function failingStore (failure: () => Error): Store {
     get (target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver)
       if (typeof value !== 'function') return value
-      if (property === 'close') return (value as () => Promise<void>).bind(target)
+      // Closing and the event feed are not calls that fail with the store.
+      if (property === 'close' || property === 'createEventFeed') return (value as () => unknown).bind(target)
       return async () => { throw failure() }
     }
   })

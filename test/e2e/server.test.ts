@@ -203,9 +203,12 @@ describe('expiry timing over HTTP', () => {
 describe('50 parallel writers on one session', () => {
   const P = '/sso/session/attr'
   const WRITERS = 50
+  // Correctness under concurrency, not timeouts: a command timeout a loaded CI machine cannot
+  // trip (CI runs two Node versions side by side), so a lost race shows as what it is.
+  const config = () => redisConfig({ REDIS_COMMAND_TIMEOUT_MS: 5000 })
 
   test('50 parallel PUTs of distinct names: names lists all 50', { timeout: 30_000 }, async (t) => {
-    const { base } = await listen(t, redisConfig())
+    const { base } = await listen(t, config())
     const ust = await mintUst()
     const names = Array.from({ length: WRITERS }, (_, index) => `w${String(index).padStart(2, '0')}`)
     const replies = await Promise.all(names.map(async (name) => await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name, value: name } })))
@@ -216,7 +219,7 @@ describe('50 parallel writers on one session', () => {
   })
 
   test('50 parallel read + PATCH if_version loops on one counter: value 50, version 51', { timeout: 30_000 }, async (t) => {
-    const { base } = await listen(t, redisConfig())
+    const { base } = await listen(t, config())
     const ust = await mintUst()
     assertOk(await call(base, 'PUT', P, { ust, body: { current_app: 'CRM', name: 'counter', value: 0 } }))
     let conflicts = 0
