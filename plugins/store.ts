@@ -1,12 +1,12 @@
 import fp from 'fastify-plugin'
-import { parseHostPorts, type Config } from '../src/config.ts'
+import { redisTopology } from '../src/config.ts'
 import { createEventFeed } from '../src/events/feed.ts'
 import type { EventFeed } from '../src/events/types.ts'
 import type { Settings } from '../src/settings.ts'
 import { MemoryStore } from '../src/store/memory-store.ts'
 import { NearCacheStore } from '../src/store/near-cache.ts'
 import { RedisStore } from '../src/store/redis-store.ts'
-import { onEvictingPolicy, type RedisTopology } from '../src/store/redis-topology.ts'
+import { onEvictingPolicy } from '../src/store/redis-topology.ts'
 import type { Store } from '../src/store/types.ts'
 
 declare module 'fastify' {
@@ -50,15 +50,6 @@ export function createStore (settings: Settings): Store {
     renewIntervalMs: config.SSO_NEAR_CACHE_RENEW_MS,
     maxStalenessMs: config.SSO_NEAR_CACHE_MAX_STALENESS_MS
   }, limits)
-}
-
-/** Which Redis the configuration names; checkConfig has made sure there is exactly one. */
-export function redisTopology (config: Config): RedisTopology {
-  if (config.REDIS_CLUSTER_NODES !== undefined) return { kind: 'cluster', nodes: parseHostPorts('REDIS_CLUSTER_NODES', config.REDIS_CLUSTER_NODES) }
-  if (config.REDIS_SENTINELS !== undefined) {
-    return { kind: 'sentinel', sentinels: parseHostPorts('REDIS_SENTINELS', config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME ?? '' }
-  }
-  return { kind: 'standalone', url: config.REDIS_URL ?? '' }
 }
 
 export default fp<{ settings: Settings, store?: Store | undefined, eventFeed?: EventFeed | undefined }>(async (fastify, options) => {

@@ -1,6 +1,7 @@
 import type { ErrorObject } from 'ajv'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
+import type { RedisTopology } from './store/redis-topology.ts'
 
 // Every setting the service reads, with its default. The README's configuration table is
 // generated from the descriptions here (`npm run docs:config`).
@@ -262,4 +263,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 export function defaultConfig (overrides: Partial<Config> = {}): Config {
   const config = envSchema<Config>({ schema: ConfigSchema, data: {}, dotenv: false, env: false })
   return { ...config, ...overrides }
+}
+
+/** Which Redis the configuration names; checkConfig has made sure there is exactly one. */
+export function redisTopology (config: Config): RedisTopology {
+  if (config.REDIS_CLUSTER_NODES !== undefined) return { kind: 'cluster', nodes: parseHostPorts('REDIS_CLUSTER_NODES', config.REDIS_CLUSTER_NODES) }
+  if (config.REDIS_SENTINELS !== undefined) {
+    return { kind: 'sentinel', sentinels: parseHostPorts('REDIS_SENTINELS', config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME ?? '' }
+  }
+  return { kind: 'standalone', url: config.REDIS_URL ?? '' }
 }

@@ -40,3 +40,8 @@ test('no file under plugins/ or src/ imports from routes/, but src/app.ts that r
     .filter((line) => !line.startsWith(`${join('src', 'app.ts')} imports`))
   assert.deepEqual(offending, [])
 })
+
+test('no file under src/ imports from plugins/, but src/app.ts that registers them', () => {
+  const offending = importsInto('src', 'plugins').filter((line) => !line.startsWith(`${join('src', 'app.ts')} imports`))
+  assert.deepEqual(offending, [])
+})

@@ -1,5 +1,4 @@
-import { redisTopology } from '../../plugins/store.ts'
-import { ConfigError, loadConfig, storeKind, type Config } from '../config.ts'
+import { ConfigError, loadConfig, redisTopology, storeKind, type Config } from '../config.ts'
 import { formatReport, rekey, type RekeyOptions, type RekeyReport } from '../rekey.ts'
 import { resolveSettings } from '../settings.ts'
 import { createRedisClient, type RedisClient } from '../store/redis-topology.ts'

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { redisTopology } from '../../plugins/store.ts'
 import { maskSetting } from '../../src/cli/check-config.ts'
-import { ConfigError, loadConfig, parseHostPorts, storeKind } from '../../src/config.ts'
+import { ConfigError, loadConfig, parseHostPorts, redisTopology, storeKind } from '../../src/config.ts'
 
 // The settings that say how to reach Redis: one URL, Cluster seed nodes or Sentinels, and
 // what goes with them (ACL, TLS, the durability option).
