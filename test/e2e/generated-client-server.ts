@@ -14,6 +14,17 @@ import { build } from '../helper.ts'
 export const MAX_VALUE_BYTES = 1024
 /** Per caller and minute; the scenarios stay under it except the test that wants a 429. */
 export const RATE_LIMIT_MAX = 60
+/** SSO_RATE_LIMIT_WINDOW (the default), in ms: windows are aligned to the epoch. */
+const RATE_LIMIT_WINDOW_MS = 60_000
+
+/**
+ * Waits, when the current rate-limit window ends within 10 s, for the next one: a test that
+ * spends the whole budget must not see the window roll over halfway (its count starts again).
+ */
+export async function awayFromWindowEdge (): Promise<void> {
+  const left = RATE_LIMIT_WINDOW_MS - (Date.now() % RATE_LIMIT_WINDOW_MS)
+  if (left < 10_000) await new Promise((resolve) => setTimeout(resolve, left + 50))
+}
 
 const document = parse(readFileSync(OPENAPI_PATH, 'utf8')) as { servers: Array<{ url: string }> }
 export const DEVELOPMENT_SERVER = document.servers[0]!.url

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import createClient from 'openapi-fetch'
 import type { paths } from '../generated/api.d.ts'
 import { mintUst } from '../helper.ts'
-import { DEVELOPMENT_SERVER, MAX_VALUE_BYTES, RATE_LIMIT_MAX, startService, type Service } from './generated-client-server.ts'
+import { awayFromWindowEdge, DEVELOPMENT_SERVER, MAX_VALUE_BYTES, RATE_LIMIT_MAX, startService, type Service } from './generated-client-server.ts'
 
 // A TypeScript client generated from openapi.yaml (openapi-typescript, `npm run client:generate`,
 // run by `npm test` before the typecheck) drives the service over a real socket on a real
@@ -220,6 +220,7 @@ describe('a client generated from openapi.yaml, over a real socket, on Redis', (
     })
 
     test('429 E011002: over the rate limit, with Retry-After', async () => {
+      await awayFromWindowEdge()
       const client = clientFor(await mintUst({ sub: `greedy-${Date.now()}` }))
       const first = await client.GET(`${P}/names`, { params: { query: { current_app: 'CRM' } } })
       assert.equal(first.response.status, 200)
