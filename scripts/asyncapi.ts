@@ -1,8 +1,8 @@
 // Writes asyncapi.yaml, the AsyncAPI 3.0 description of the JSON-RPC WebSocket API, from the
 // method table (src/jsonrpc/methods.ts, itself built on the operation table of src/operations/):
 // npm run asyncapi (or `-- --check` to fail on drift).
-import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { writeOrCheck } from './generated-document.ts'
 import type { TSchema } from 'typebox'
 import { stringify } from 'yaml'
 import { CLOSE } from '../src/jsonrpc/connection.ts'
@@ -185,17 +185,5 @@ export function renderAsyncapi (): string {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const fresh = renderAsyncapi()
-  if (process.argv.includes('--check')) {
-    let committed = ''
-    try {
-      committed = readFileSync(ASYNCAPI_PATH, 'utf8')
-    } catch {}
-    if (committed !== fresh) {
-      process.stderr.write('asyncapi.yaml is out of date with the method table: run npm run asyncapi\n')
-      process.exit(1)
-    }
-  } else {
-    writeFileSync(ASYNCAPI_PATH, fresh)
-  }
+  writeOrCheck(ASYNCAPI_PATH, renderAsyncapi(), 'asyncapi.yaml is out of date with the method table: run npm run asyncapi')
 }

@@ -1,6 +1,6 @@
 // Writes openapi.yaml from the route schemas: npm run openapi (or `-- --check` to fail on drift).
-import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { writeOrCheck } from './generated-document.ts'
 import { buildApp } from '../src/app.ts'
 import { defaultConfig } from '../src/config.ts'
 
@@ -28,17 +28,5 @@ export async function renderOpenapi (): Promise<string> {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const fresh = await renderOpenapi()
-  if (process.argv.includes('--check')) {
-    let committed = ''
-    try {
-      committed = readFileSync(OPENAPI_PATH, 'utf8')
-    } catch {}
-    if (committed !== fresh) {
-      process.stderr.write('openapi.yaml is out of date with the route schemas: run npm run openapi\n')
-      process.exit(1)
-    }
-  } else {
-    writeFileSync(OPENAPI_PATH, fresh)
-  }
+  writeOrCheck(OPENAPI_PATH, await renderOpenapi(), 'openapi.yaml is out of date with the route schemas: run npm run openapi')
 }

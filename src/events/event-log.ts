@@ -1,4 +1,4 @@
-import type { Owner } from '../store/types.ts'
+import type { EventLogOptions, Owner } from '../store/types.ts'
 import type { AttributeEvent, AttributeEventKind } from './types.ts'
 
 // What both stores offer the feeds: an owner's recorded events after an id (the replay), in
@@ -29,6 +29,11 @@ export interface EventLog {
 /** How many events each owner's log keeps at least (and, trimmed in steps, at most EVENTS_RETAINED + EVENTS_TRIM_STEP). */
 export const EVENTS_RETAINED = 100
 export const EVENTS_TRIM_STEP = 20
+
+/** A store's event-log options with their defaults: on, EVENTS_RETAINED kept. */
+export function resolveEventLogOptions (options: EventLogOptions | undefined): Required<EventLogOptions> {
+  return { enabled: options?.enabled ?? true, retain: options?.retain ?? EVENTS_RETAINED }
+}
 
 const KINDS: Record<string, AttributeEventKind> = { a: 'added', c: 'changed', r: 'removed', x: 'expired', e: 'ended' }
 export const KIND_CODES: Record<AttributeEventKind, string> = { added: 'a', changed: 'c', removed: 'r', expired: 'x', ended: 'e' }

@@ -1,9 +1,9 @@
 import { AppError } from '../errors.ts'
-import { EVENTS_RETAINED, EVENTS_TRIM_STEP, compareEventIds, isEventId, type EventLog, type EventReplay } from '../events/event-log.ts'
+import { EVENTS_TRIM_STEP, resolveEventLogOptions, compareEventIds, isEventId, type EventLog, type EventReplay } from '../events/event-log.ts'
 import { MemoryEventFeed } from '../events/memory-feed.ts'
 import type { AttributeEvent } from '../events/types.ts'
 import {
-  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, sessionOwner, userOwner,
+  CipherNeededError, resolveLimits, PreconditionFailed, SessionEndedError, StaleReadError, compareNames, sessionOwner, userOwner,
   type EventLogOptions, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
@@ -55,15 +55,9 @@ export class MemoryStore implements Store, EventLog {
   readonly #sweeper: NodeJS.Timeout
 
   constructor (options: MemoryStoreOptions) {
-    this.#limits = {
-      sessionIdleTtlMs: options.sessionIdleTtlMs,
-      sessionMaxTtlMs: options.sessionMaxTtlMs,
-      maxAttributesPerSession: options.maxAttributesPerSession,
-      userIdleTtlMs: options.userIdleTtlMs ?? DEFAULT_USER_IDLE_TTL_MS,
-      maxAttributesPerUser: options.maxAttributesPerUser ?? options.maxAttributesPerSession
-    }
+    this.#limits = resolveLimits(options)
     this.#now = options.now ?? Date.now
-    this.#events = { enabled: options.events?.enabled ?? true, retain: options.events?.retain ?? EVENTS_RETAINED }
+    this.#events = resolveEventLogOptions(options.events)
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
   }

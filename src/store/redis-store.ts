@@ -3,13 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { AppError, StoreFullError, StoreUnavailableError } from '../errors.ts'
 import { DeadlineQueue } from './deadlines.ts'
-import { EVENTS_RETAINED, EVENTS_TRIM_STEP, eventFromFields, type EventLog, type EventReplay } from '../events/event-log.ts'
+import { EVENTS_TRIM_STEP, resolveEventLogOptions, eventFromFields, type EventLog, type EventReplay } from '../events/event-log.ts'
 import { RedisEventFeed } from '../events/redis-feed.ts'
 import type { AttributeEvent } from '../events/types.ts'
 import { attributeKeys, eventKey, idempotencyKey, userSessionKeys } from './keys.ts'
 import { createRedisClient, mastersConnecting, type RedisClient, type RedisConnectionOptions, type RedisTopology } from './redis-topology.ts'
 import {
-  CipherNeededError, DEFAULT_USER_IDLE_TTL_MS, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
+  CipherNeededError, resolveLimits, PreconditionFailed, SessionEndedError, StaleReadError, compareNames,
   sessionOwner, type EventLogOptions, type Idempotency, type Owner, type Store, type StoreLimits, type StoredAttribute, type WriteItem, type WriteMode, type WriteOutcome
 } from './types.ts'
 
@@ -137,13 +137,7 @@ export class RedisStore implements Store, EventLog {
     this.#prefix = options.keyPrefix
     this.#timeoutMs = options.commandTimeoutMs
     this.#deadlines = new DeadlineQueue(options.commandTimeoutMs)
-    this.#limits = {
-      sessionIdleTtlMs: options.sessionIdleTtlMs,
-      sessionMaxTtlMs: options.sessionMaxTtlMs,
-      maxAttributesPerSession: options.maxAttributesPerSession,
-      userIdleTtlMs: options.userIdleTtlMs ?? DEFAULT_USER_IDLE_TTL_MS,
-      maxAttributesPerUser: options.maxAttributesPerUser ?? options.maxAttributesPerSession
-    }
+    this.#limits = resolveLimits(options)
     const topology = options.topology ?? { kind: 'standalone', url: options.url ?? 'redis://127.0.0.1:6379' }
     const connection: RedisConnectionOptions = {
       topology,
@@ -157,7 +151,7 @@ export class RedisStore implements Store, EventLog {
       clusterOptions: options.clusterOptions
     }
     this.connection = connection
-    this.events = { enabled: options.events?.enabled ?? true, retain: options.events?.retain ?? EVENTS_RETAINED }
+    this.events = resolveEventLogOptions(options.events)
     const events = this.events
     this.redis = createRedisClient(connection)
     this.#minReplicasAck = options.minReplicasAck ?? 0

@@ -86,6 +86,17 @@ export interface EventLogOptions {
 
 export const DEFAULT_USER_IDLE_TTL_MS = 400 * 86_400_000
 
+/** The limits with their defaults filled in, as both stores keep them. */
+export function resolveLimits (limits: StoreLimits): Required<StoreLimits> {
+  return {
+    sessionIdleTtlMs: limits.sessionIdleTtlMs,
+    sessionMaxTtlMs: limits.sessionMaxTtlMs,
+    maxAttributesPerSession: limits.maxAttributesPerSession,
+    userIdleTtlMs: limits.userIdleTtlMs ?? DEFAULT_USER_IDLE_TTL_MS,
+    maxAttributesPerUser: limits.maxAttributesPerUser ?? limits.maxAttributesPerSession
+  }
+}
+
 /**
  * Whose attributes a call is about: one session (id: the session id of docs/KEYS.md), or one
  * user across all of the user's sessions (id: the user id, a hash of issuer and user claim).
